@@ -23,8 +23,20 @@ case "$variant" in
   *) echo "ALORA_VARIANT must be cpu or gpu, not '$variant'" >&2; exit 2 ;;
 esac
 
-key="$( { "$python" -c 'import sys; print(sys.version)'; echo "$variant";
-          cat "$repo/pyproject.toml" "$repo/scripts/bootstrap.sh"; } | sha256sum | cut -c1-16)"
+# The key covers what decides the environment's contents, not the rest of pyproject.toml
+# (tool settings), so editing those does not rebuild 2 GB.
+dependency_spec() {
+  "$python" - "$repo/pyproject.toml" <<'PY'
+import json, sys, tomllib
+with open(sys.argv[1], "rb") as f:
+    doc = tomllib.load(f)
+project = doc["project"]
+print(json.dumps([sys.version, doc["build-system"], project.get("requires-python"),
+                  project["dependencies"], project.get("optional-dependencies")], sort_keys=True))
+PY
+}
+key="$( { dependency_spec; echo "$variant"; cat "$repo/scripts/bootstrap.sh"; } |
+        sha256sum | cut -c1-16)"
 env_dir="$env_root/$variant-$key"
 mkdir -p "$env_root"
 

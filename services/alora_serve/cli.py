@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
+import signal
 import sys
 
 from alora_serve.model import ModelError
@@ -81,7 +83,7 @@ async def _serve_async(config, host: str, port: int) -> None:
             [ChatMessage(role="user", content=SELF_CHECK_QUESTION)], SamplingOptions(max_tokens=32)
         )
         print(f"Self-check: {SELF_CHECK_QUESTION!r} -> {check.text!r}", flush=True)
-        server = uvicorn.Server(
+        server = _graceful_server_class()(
             uvicorn.Config(create_app(engine), host=host, port=port, log_level="warning")
         )
         serving = asyncio.create_task(server.serve())
@@ -92,6 +94,30 @@ async def _serve_async(config, host: str, port: int) -> None:
         await serving
     finally:
         await engine.shutdown()
+
+
+def _graceful_server_class():
+    import uvicorn
+
+    class GracefulServer(uvicorn.Server):
+        """Stops on SIGINT/SIGTERM after in-flight requests finish, and exits 0.
+
+        uvicorn's own handler re-raises the signal after shutdown, which turns a
+        requested stop into a KeyboardInterrupt traceback and exit status 1.
+        """
+
+        @contextlib.contextmanager
+        def capture_signals(self):
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                loop.add_signal_handler(sig, self.handle_exit, sig, None)
+            try:
+                yield
+            finally:
+                for sig in (signal.SIGINT, signal.SIGTERM):
+                    loop.remove_signal_handler(sig)
+
+    return GracefulServer
 
 
 def _print_banner(host: str, port: int) -> None:

@@ -55,7 +55,11 @@ class Engine:
         return _to_generation(final)
 
     async def shutdown(self) -> None:
-        self._llm.shutdown()
+        if self._llm is not None:
+            self._llm.shutdown()
+            # Drop it now: AsyncLLM.__del__ shuts down again, which fails noisily if it
+            # only runs during interpreter teardown.
+            self._llm = None
 
 
 def _engine_args(config: EngineConfig, checkpoint: ModelCheckpoint):
