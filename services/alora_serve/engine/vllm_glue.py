@@ -1,0 +1,90 @@
+"""Translation between alora-serve's engine types and vLLM's (imported lazily)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+from alora_serve.engine.config import EngineConfig
+from alora_serve.engine.types import Generation, SamplingOptions, Usage
+from alora_serve.kv.arena import ArenaSpec
+from alora_serve.kv.connector import ARENA_KEY, CONNECTOR_MODULE, CONNECTOR_NAME
+from alora_serve.model import ModelCheckpoint
+
+
+def engine_args(
+    config: EngineConfig, checkpoint: ModelCheckpoint, arena: ArenaSpec, max_lora_rank: int | None
+):
+    from vllm.config import KVTransferConfig
+    from vllm.engine.arg_utils import AsyncEngineArgs
+
+    # vLLM-CPU binds OpenMP threads to all cores by default; respect an explicit choice.
+    os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "auto")
+    lora = {}
+    if max_lora_rank is not None:
+        lora = {"enable_lora": True, "max_lora_rank": max_lora_rank, "max_loras": config.max_loras}
+    return AsyncEngineArgs(
+        model=str(checkpoint.path),
+        dtype=config.dtype,
+        max_model_len=config.max_model_len,
+        block_size=config.block_size,
+        kv_cache_memory_bytes=config.kv_cache_bytes,
+        gpu_memory_utilization=config.memory_fraction,
+        max_num_seqs=config.max_num_seqs,
+        enforce_eager=config.enforce_eager,
+        enable_prefix_caching=config.enable_prefix_caching,
+        seed=config.seed,
+        disable_log_stats=True,
+        kv_transfer_config=KVTransferConfig(
+            kv_connector=CONNECTOR_NAME,
+            kv_connector_module_path=CONNECTOR_MODULE,
+            kv_role="kv_both",
+            kv_load_failure_policy="fail",
+            kv_connector_extra_config={ARENA_KEY: arena.to_dict()},
+        ),
+        **lora,
+    )
+
+
+def sampling_params(options: SamplingOptions, kv_params: dict[str, Any] | None = None):
+    from vllm import SamplingParams
+
+    return SamplingParams(
+        max_tokens=options.max_tokens,
+        temperature=options.temperature,
+        top_p=options.top_p,
+        seed=options.seed,
+        logprobs=options.logprobs,
+        ignore_eos=options.ignore_eos,
+        extra_args={"kv_transfer_params": kv_params} if kv_params else None,
+    )
+
+
+def tokens_prompt(tokens: Sequence[int], cache_salt: str | None):
+    from vllm.inputs import TokensPrompt
+
+    prompt = TokensPrompt(prompt_token_ids=list(tokens))
+    if cache_salt is not None:
+        prompt["cache_salt"] = cache_salt
+    return prompt
+
+
+def to_generation(output: Any) -> Generation:
+    completion = output.outputs[0]
+    logprobs = None
+    if completion.logprobs is not None:
+        logprobs = tuple(
+            {token: entry.logprob for token, entry in step.items()} for step in completion.logprobs
+        )
+    return Generation(
+        text=completion.text,
+        token_ids=tuple(completion.token_ids),
+        finish_reason=completion.finish_reason,
+        usage=Usage(
+            prompt_tokens=len(output.prompt_token_ids),
+            reused_prompt_tokens=output.num_cached_tokens or 0,
+            generated_tokens=len(completion.token_ids),
+        ),
+        logprobs=logprobs,
+    )

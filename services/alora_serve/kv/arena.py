@@ -1,0 +1,72 @@
+"""The bytes of the KV store: fixed-size slots in a shared-memory file.
+
+Slot s holds one KV block for every layer, flattened: ``data[s, layer, :]``. Beside it,
+``tags[s]`` names the content (a hash tag of the block key; 0 while being written), so a
+reader verifies what it copies instead of trusting that a slot was not reused.
+The owner creates the files; engine workers (other processes) open them by path.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+
+SHM_DIR = Path("/dev/shm")
+EMPTY_TAG = 0
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+@dataclass(frozen=True)
+class ArenaSpec:
+    path: str
+    num_slots: int
+    num_layers: int
+    block_numel: int  # elements of one layer's KV block (K and V)
+    dtype: str
+
+    @property
+    def slot_bytes(self) -> int:
+        return self.num_layers * self.block_numel * _DTYPES[self.dtype].itemsize
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class SlotArena:
+    def __init__(self, spec: ArenaSpec, data: torch.Tensor, tags: torch.Tensor) -> None:
+        self.spec = spec
+        self.data = data
+        self.tags = tags
+
+    @classmethod
+    def create(cls, spec: ArenaSpec) -> SlotArena:
+        for path, size in ((spec.path, spec.num_slots * spec.slot_bytes), (_tags(spec), 0)):
+            with open(path, "wb") as f:
+                f.truncate(size or spec.num_slots * 8)  # sparse: pages fill as used
+        return cls.open(spec)
+
+    @classmethod
+    def open(cls, spec: ArenaSpec) -> SlotArena:
+        dtype = _DTYPES[spec.dtype]
+        numel = spec.num_slots * spec.num_layers * spec.block_numel
+        data = torch.from_file(spec.path, shared=True, size=numel, dtype=dtype)
+        tags = torch.from_file(_tags(spec), shared=True, size=spec.num_slots, dtype=torch.int64)
+        return cls(spec, data.view(spec.num_slots, spec.num_layers, spec.block_numel), tags)
+
+    def unlink(self) -> None:
+        for path in (self.spec.path, _tags(self.spec)):
+            Path(path).unlink(missing_ok=True)
+
+
+def arena_path(name: str) -> str:
+    """A per-process path in shared memory (the pid keeps concurrent engines apart)."""
+    base = SHM_DIR if SHM_DIR.is_dir() else Path("/tmp")
+    return str(base / f"alora-kv-{os.getpid()}-{name}")
+
+
+def _tags(spec: ArenaSpec) -> str:
+    return spec.path + ".tags"
