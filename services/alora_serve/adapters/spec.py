@@ -106,7 +106,7 @@ def validate_for_base(
 
 def _check_weight_shapes(spec: AdapterSpec, base: dict[str, tuple[int, ...]], fail) -> None:
     with safe_open(str(spec.path / ADAPTER_WEIGHTS), framework="pt") as f:
-        for key in f.keys():
+        for key in f.keys():  # noqa: SIM118 - safe_open is not iterable
             shape = tuple(f.get_slice(key).get_shape())
             if ".lora_A." in key and shape[0] != spec.rank:
                 raise fail(f"{key} has shape {shape}, expected rank {spec.rank} rows")

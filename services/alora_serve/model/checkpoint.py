@@ -43,7 +43,7 @@ class ModelCheckpoint:
         shapes: dict[str, tuple[int, ...]] = {}
         for weights in self.weight_files:
             with safe_open(str(weights), framework="pt") as f:
-                for key in f.keys():
+                for key in f.keys():  # noqa: SIM118 - safe_open is not iterable
                     shapes[key] = tuple(f.get_slice(key).get_shape())
         return shapes
 

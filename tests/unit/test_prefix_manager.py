@@ -1,0 +1,79 @@
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from alora_serve.engine.prefixes import PrefixManager
+from alora_serve.kv.block_pool import BlockPool
+from alora_serve.kv.prefix_store import PrefixStore
+
+
+class FakePrefill:
+    """Records the save orders a real engine would execute."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.calls: list[tuple[int, tuple[int, ...]]] = []
+        self.fail = fail
+
+    async def __call__(self, tokens, order) -> None:
+        self.calls.append((len(tokens), order.blocks))
+        await asyncio.sleep(0.01)
+        if self.fail:
+            raise RuntimeError("engine died")
+
+
+def manager(prefill, slots: int = 16) -> PrefixManager:
+    return PrefixManager(PrefixStore(BlockPool(slots), 4, "m"), prefill)
+
+
+async def test_missing_prefix_is_prefilled_once_then_reused() -> None:
+    prefill = FakePrefill()
+    prefixes = manager(prefill)
+    tokens = list(range(10))
+    async with prefixes.leased(tokens, "t") as lease:
+        assert lease.num_tokens == 10 and len(lease.slots) == 3
+        assert prefixes.store.pool.stats().pinned_blocks == 3
+    async with prefixes.leased(tokens, "t"):
+        pass
+    assert prefill.calls == [(10, (0, 1, 2))]
+    assert prefixes.store.pool.stats().pinned_blocks == 0
+
+
+async def test_concurrent_callers_share_one_prefill() -> None:
+    prefill = FakePrefill()
+    prefixes = manager(prefill)
+
+    async def use() -> None:
+        async with prefixes.leased(list(range(10)), "t"):
+            await asyncio.sleep(0.01)
+
+    await asyncio.gather(*(use() for _ in range(5)))
+    assert len(prefill.calls) == 1
+    assert len(prefixes._fills) == 0  # no lock left behind
+
+
+async def test_longer_prefix_prefills_only_new_blocks() -> None:
+    prefill = FakePrefill()
+    prefixes = manager(prefill)
+    async with prefixes.leased(list(range(8)), "t"):
+        pass
+    async with prefixes.leased(list(range(14)), "t"):
+        pass
+    assert prefill.calls == [(8, (0, 1)), (14, (2, 3))]
+
+
+async def test_failed_prefill_leaves_nothing_behind() -> None:
+    prefixes = manager(FakePrefill(fail=True))
+    with pytest.raises(RuntimeError, match="engine died"):
+        async with prefixes.leased(list(range(10)), "t"):
+            pass
+    stats = prefixes.store.pool.stats()
+    assert (stats.used_blocks, stats.pinned_blocks) == (0, 0)
+
+
+async def test_empty_prefix_needs_no_prefill() -> None:
+    prefill = FakePrefill()
+    async with manager(prefill).leased([], "t") as lease:
+        assert lease.num_tokens == 0 and lease.slots == ()
+    assert prefill.calls == []
