@@ -5,11 +5,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import save_file
-
 from alora_serve.adapters import AdapterError, read_adapter, validate_for_base, vllm_lora_dir
 from alora_serve.adapters.spec import ADAPTER_CONFIG, ALORA_FIELD
 from alora_serve.paths import CACHE_ENV
+from safetensors.torch import save_file
 
 HIDDEN, RANK = 16, 4
 BASE_SHAPES = {
@@ -20,7 +19,7 @@ BASE_SHAPES = {
 
 
 class FakeTokenizer:
-    vocab = ["<pad>", "<|im_start|>", "answer", "ability", "\n", "\ufffd", " \n "]
+    vocab = ("<pad>", "<|im_start|>", "answer", "ability", "\n", "\ufffd", " \n ")
 
     def __len__(self) -> int:
         return len(self.vocab)
@@ -33,20 +32,32 @@ def write_adapter(path: Path, *, invocation=(1, 2, 3, 4), rank=RANK, **config) -
     path.mkdir(parents=True)
     prefix = "base_model.model.model.layers.0.self_attn.q_proj"
     save_file(
-        {f"{prefix}.lora_A.weight": torch.zeros(rank, HIDDEN),
-         f"{prefix}.lora_B.weight": torch.zeros(HIDDEN, rank)},
+        {
+            f"{prefix}.lora_A.weight": torch.zeros(rank, HIDDEN),
+            f"{prefix}.lora_B.weight": torch.zeros(HIDDEN, rank),
+        },
         str(path / "adapter_model.safetensors"),
     )
-    cfg = {"peft_type": "LORA", "r": rank, "target_modules": ["q_proj"],
-           "base_model_name_or_path": "org/SmolLM2-135M-Instruct", ALORA_FIELD: list(invocation)}
+    cfg = {
+        "peft_type": "LORA",
+        "r": rank,
+        "target_modules": ["q_proj"],
+        "base_model_name_or_path": "org/SmolLM2-135M-Instruct",
+        ALORA_FIELD: list(invocation),
+    }
     cfg.update(config)
     (path / ADAPTER_CONFIG).write_text(json.dumps({k: v for k, v in cfg.items() if v is not None}))
     return path
 
 
 def validate(spec, max_rank: int = 64, base_name: str = "SmolLM2-135M-Instruct") -> None:
-    validate_for_base(spec, base_name=base_name, base_weight_shapes=BASE_SHAPES,
-                      tokenizer=FakeTokenizer(), max_rank=max_rank)
+    validate_for_base(
+        spec,
+        base_name=base_name,
+        base_weight_shapes=BASE_SHAPES,
+        tokenizer=FakeTokenizer(),
+        max_rank=max_rank,
+    )
 
 
 def test_alora_and_lora_are_told_apart(tmp_path: Path) -> None:
@@ -73,11 +84,11 @@ def test_bad_configs_are_named(tmp_path: Path, config, problem) -> None:
 
 
 def test_missing_files(tmp_path: Path) -> None:
-    with pytest.raises(AdapterError, match="adapter_config.json is missing"):
+    with pytest.raises(AdapterError, match=r"adapter_config\.json is missing"):
         read_adapter(tmp_path)
     path = write_adapter(tmp_path / "w")
     (path / "adapter_model.safetensors").unlink()
-    with pytest.raises(AdapterError, match="adapter_model.safetensors is missing"):
+    with pytest.raises(AdapterError, match=r"adapter_model\.safetensors is missing"):
         read_adapter(path)
 
 
@@ -100,8 +111,14 @@ def test_validation_against_base(tmp_path: Path, kwargs, validate_kwargs, proble
 
 def test_weight_shape_mismatch_is_named(tmp_path: Path) -> None:
     path = write_adapter(tmp_path / "a")
-    save_file({"base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight":
-               torch.zeros(RANK, HIDDEN + 1)}, str(path / "adapter_model.safetensors"))
+    save_file(
+        {
+            "base_model.model.model.layers.0.self_attn.q_proj.lora_A.weight": torch.zeros(
+                RANK, HIDDEN + 1
+            )
+        },
+        str(path / "adapter_model.safetensors"),
+    )
     with pytest.raises(AdapterError, match="the base model needs"):
         validate(read_adapter(path))
 

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import torch
-
 from alora_serve.kv.arena import ArenaSpec, SlotArena
 from alora_serve.kv.connector_metadata import AloraConnectorMetadata, BlockCopy
 from alora_serve.kv.connector_worker import ConnectorWorker, KVLayoutMismatchError
@@ -38,7 +37,9 @@ def test_save_then_load_moves_whole_blocks_between_engines(arena) -> None:
 
     producer.wait_for_save(AloraConnectorMetadata(saves=[BlockCopy(2, 0, 11), BlockCopy(5, 3, 12)]))
     untouched = {name: t.clone() for name, t in consumer_kv.items()}
-    consumer.start_load_kv(AloraConnectorMetadata(loads=[[BlockCopy(0, 0, 11), BlockCopy(1, 3, 12)]]))
+    consumer.start_load_kv(
+        AloraConnectorMetadata(loads=[[BlockCopy(0, 0, 11), BlockCopy(1, 3, 12)]])
+    )
 
     assert consumer.take_load_errors() == set()
     for name in consumer_kv:

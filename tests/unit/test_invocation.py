@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import pytest
-
 from alora_serve.adapters import find_invocation_start
 
 

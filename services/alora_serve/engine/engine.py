@@ -28,6 +28,7 @@ from alora_serve.engine.prefixes import PrefixManager
 from alora_serve.engine.types import ChatMessage, Generation, SamplingOptions
 from alora_serve.kv.arena import ArenaSpec, SlotArena, arena_path
 from alora_serve.kv.block_pool import BlockPool, PoolStats
+from alora_serve.kv.metrics import KVStoreCollector
 from alora_serve.kv.orders import SaveOrder, to_params
 from alora_serve.kv.prefix_store import PrefixStore
 from alora_serve.model import ModelCheckpoint, resolve_model
@@ -63,6 +64,7 @@ class Engine:
         fingerprint = f"{checkpoint.path}|{config.dtype}|{config.block_size}"
         store = PrefixStore(BlockPool(arena.spec.num_slots), config.block_size, fingerprint)
         self.prefixes = PrefixManager(store, self._prefill_and_save)
+        self.kv_load_retries = 0
 
     @classmethod
     async def start(cls, config: EngineConfig, adapters: Sequence[AdapterSpec] = ()) -> Engine:
@@ -128,16 +130,18 @@ class Engine:
         try:
             return await self._invoke_alora(loaded, prompt, start, options, tenant)
         except KVLoadError:
-            # The store's bytes for this prefix were unusable (never served): recompute.
-            logger.warning("prefix KV of %s failed verification; recomputing", adapter)
+            # The store's bytes for this prefix failed verification and were dropped
+            # (never served): the retry recomputes them with the base model.
+            self.kv_load_retries += 1
+            logger.warning("prefix KV for %r failed verification; recomputing", adapter)
             return await self._invoke_alora(loaded, prompt, start, options, tenant)
 
     def kv_store_stats(self) -> PoolStats:
         return self.prefixes.store.pool.stats()
 
-    @property
-    def kv_store_block_bytes(self) -> int:
-        return self._arena.spec.slot_bytes
+    def metrics_collector(self, store_name: str = "prefix") -> KVStoreCollector:
+        """A Prometheus collector of the KV store's size, hits, misses and evictions."""
+        return KVStoreCollector(self.kv_store_stats, self._arena.spec.slot_bytes, store_name)
 
     async def shutdown(self) -> None:
         if self._llm is not None:
@@ -158,19 +162,15 @@ class Engine:
         tenant: str,
     ) -> Generation:
         async with self.prefixes.leased(prompt[:start], tenant) as lease:
-            try:
-                return await self._run(
-                    prompt,
-                    options,
-                    loaded.lora_request,
-                    kv_params=to_params(lease.load_order()),
-                    # vLLM's own prefix cache: blocks past s hold adapter KV, valid only
-                    # for the same adapter at the same s.
-                    cache_salt=f"alora:{loaded.spec.name}:{start}",
-                )
-            except KVLoadError:
-                self.prefixes.forget(lease)
-                raise
+            return await self._run(
+                prompt,
+                options,
+                loaded.lora_request,
+                kv_params=to_params(lease.load_order()),
+                # vLLM's own prefix cache: blocks past s hold adapter KV, valid only for
+                # the same adapter at the same s.
+                cache_salt=f"alora:{loaded.spec.name}:{start}",
+            )
 
     async def _prefill_and_save(self, prefix: Sequence[int], order: SaveOrder) -> None:
         await self._run(prefix, SamplingOptions(max_tokens=1), kv_params=to_params(order))

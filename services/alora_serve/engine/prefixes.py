@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
 
+from alora_serve.engine.errors import KVLoadError
 from alora_serve.kv.hashing import BlockKey
 from alora_serve.kv.orders import SaveOrder
 from alora_serve.kv.prefix_store import PrefixLease, PrefixStore
@@ -48,14 +49,16 @@ class PrefixManager:
         """Pinned base KV of ``tokens``, prefilled with the base model if missing."""
         keys = self.store.keys_for(tokens, tenant)
         lease = self.store.lease(keys, len(tokens)) or await self._fill(tokens, keys)
+        unusable = False
         try:
             yield lease
+        except KVLoadError:
+            unusable = True
+            raise
         finally:
             self.store.release(lease)
-
-    def forget(self, lease: PrefixLease) -> None:
-        """Drop a prefix whose bytes proved bad, so the next lease recomputes it."""
-        self.store.pool.drop(lease.keys)
+            if unusable:  # its bytes failed verification: the next lease recomputes it
+                self.store.pool.drop(lease.keys)
 
     async def _fill(self, tokens: Sequence[int], keys: Sequence[BlockKey]) -> PrefixLease:
         # Chained keys: prefixes that differ in their first block share no block, so

@@ -1,0 +1,81 @@
+"""aLoRA served on vLLM equals PEFT's aLoRA token for token (SmolLM2, fp32)."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+from alora_serve.engine import SamplingOptions
+
+from tests.support.conversations import conversation, render
+from tests.support.peft_adapters import peft_greedy
+
+pytestmark = pytest.mark.engine
+
+NEW_TOKENS = 16
+GREEDY = SamplingOptions(max_tokens=NEW_TOKENS, ignore_eos=True)
+LENGTHS = (200, 1000, 1800)
+
+
+@pytest.fixture(scope="module")
+def prompts(tokenizer, invocations) -> dict[int, list[int]]:
+    """Conversations of about 200, 1000 and 1800 tokens, with the invocation appended."""
+    return {
+        n: render(tokenizer, conversation(tokenizer, n)) + invocations["answerability"]
+        for n in LENGTHS
+    }
+
+
+@pytest.fixture(scope="module")
+def peft_reference(base_dir, adapter_dirs, prompts) -> dict[int, list[int]]:
+    return {
+        n: peft_greedy(base_dir, adapter_dirs["answerability"], prompt, NEW_TOKENS)
+        for n, prompt in prompts.items()
+    }
+
+
+@pytest.mark.parametrize("length", LENGTHS)
+async def test_alora_equals_peft(engine, prompts, peft_reference, invocations, length) -> None:
+    prompt = prompts[length]
+    result = await engine.invoke("answerability", prompt, GREEDY)
+    assert list(result.token_ids) == peft_reference[length]
+    start = len(prompt) - len(invocations["answerability"])
+    # Everything before the invocation was reused, only the invocation computed.
+    assert result.usage.reused_prompt_tokens >= start
+    assert result.usage.computed_prompt_tokens <= len(invocations["answerability"])
+
+
+@pytest.mark.parametrize("length", LENGTHS)
+async def test_plain_lora_differs(engine, prompts, peft_reference, length) -> None:
+    """The same weights as an always-on LoRA give other tokens, so the test above can
+    tell aLoRA from LoRA."""
+    result = await engine.invoke("answerability_lora", prompts[length], GREEDY)
+    assert list(result.token_ids) != peft_reference[length]
+    assert result.usage.reused_prompt_tokens == 0
+
+
+async def test_concurrent_mixed_batch_is_exact(
+    engine, tokenizer, invocations, base_dir, adapter_dirs
+) -> None:
+    conv_a = render(tokenizer, conversation(tokenizer, 700, skip=1))
+    conv_b = render(tokenizer, conversation(tokenizer, 900, skip=2))
+    calls = {
+        "answerability": conv_a + invocations["answerability"],
+        "certainty": conv_b + invocations["certainty"],
+    }
+    expected = {
+        name: peft_greedy(base_dir, adapter_dirs[name], prompt, NEW_TOKENS)
+        for name, prompt in calls.items()
+    }
+    base_alone = [await engine.generate(conv, GREEDY) for conv in (conv_a, conv_b)]
+
+    results = await asyncio.gather(
+        engine.generate(conv_a, GREEDY),
+        engine.invoke("answerability", calls["answerability"], GREEDY),
+        engine.generate(conv_b, GREEDY),
+        engine.invoke("certainty", calls["certainty"], GREEDY),
+    )
+    assert list(results[1].token_ids) == expected["answerability"]
+    assert list(results[3].token_ids) == expected["certainty"]
+    assert results[0].token_ids == base_alone[0].token_ids
+    assert results[2].token_ids == base_alone[1].token_ids

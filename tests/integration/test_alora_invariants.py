@@ -1,0 +1,128 @@
+"""The invariants that make served aLoRA trustworthy, on the real engine."""
+
+from __future__ import annotations
+
+import pytest
+
+from alora_serve.adapters import InvocationNotFoundError
+from alora_serve.engine import SamplingOptions
+from alora_serve.engine.errors import UnknownAdapterError
+from tests.support.conversations import conversation, render
+from tests.support.peft_adapters import peft_greedy
+
+pytestmark = pytest.mark.engine
+
+NEW_TOKENS = 16
+GREEDY = SamplingOptions(max_tokens=NEW_TOKENS, ignore_eos=True)
+
+
+@pytest.fixture(scope="module")
+def reference(base_dir, adapter_dirs):
+    def greedy(adapter: str, prompt: list[int]) -> list[int]:
+        return peft_greedy(base_dir, adapter_dirs[adapter], prompt, NEW_TOKENS)
+
+    return greedy
+
+
+def prefix_keys(engine, prompt: list[int], invocation: list[int], tenant: str = "default"):
+    return engine.prefixes.store.keys_for(prompt[: len(prompt) - len(invocation)], tenant)
+
+
+async def test_missing_base_kv_is_computed_first(engine, tokenizer, invocations, reference):
+    inv = invocations["answerability"]
+    prompt = render(tokenizer, conversation(tokenizer, 600, skip=3)) + inv
+    blocks = len(prefix_keys(engine, prompt, inv))
+    before = engine.kv_store_stats()
+    result = await engine.invoke("answerability", prompt, GREEDY)
+    after = engine.kv_store_stats()
+    assert after.misses - before.misses == blocks  # base prefill of [0, s) first
+    assert list(result.token_ids) == reference("answerability", prompt)
+
+    again = await engine.invoke("answerability", prompt, GREEDY)
+    assert engine.kv_store_stats().misses == after.misses  # now served from the store
+    assert again.token_ids == result.token_ids
+
+
+async def test_evicted_prefix_is_recomputed_exactly(engine, tokenizer, invocations, reference):
+    inv = invocations["answerability"]
+    prompt = render(tokenizer, conversation(tokenizer, 900, skip=4)) + inv
+    expected = reference("answerability", prompt)
+    assert list((await engine.invoke("answerability", prompt, GREEDY)).token_ids) == expected
+
+    keys = prefix_keys(engine, prompt, inv)
+    evictions = engine.kv_store_stats().evictions
+    skip = 5
+    while engine.prefixes.store.pool.num_ready_prefix(keys) == len(keys):  # fill the store
+        other = render(tokenizer, conversation(tokenizer, 1800, skip=skip)) + inv
+        await engine.invoke("answerability", other, SamplingOptions(max_tokens=1))
+        skip += 1
+    stats = engine.kv_store_stats()
+    assert stats.evictions > evictions
+    assert stats.used_blocks <= stats.capacity_blocks
+
+    result = await engine.invoke("answerability", prompt, GREEDY)
+    assert list(result.token_ids) == expected
+
+
+async def test_corrupted_store_bytes_are_never_served(engine, tokenizer, invocations, reference):
+    inv = invocations["certainty"]
+    prompt = render(tokenizer, conversation(tokenizer, 500, skip=6)) + inv
+    expected = reference("certainty", prompt)
+    assert list((await engine.invoke("certainty", prompt, GREEDY)).token_ids) == expected
+
+    # Someone overwrites a stored block: its content tag no longer matches the key.
+    keys = prefix_keys(engine, prompt, inv)
+    lease = engine.prefixes.store.lease(keys, 0)
+    engine._arena.tags[lease.slots[1]] = 424242
+    engine.prefixes.store.release(lease)
+
+    retries = engine.kv_load_retries
+    result = await engine.invoke("certainty", prompt, GREEDY)
+    assert engine.kv_load_retries == retries + 1  # the worker refused the bytes
+    assert list(result.token_ids) == expected  # recomputed, still exact
+
+
+async def test_adapter_kv_never_reaches_base_other_adapter_or_other_start(
+    engine, tokenizer, invocations, reference
+):
+    conv = render(tokenizer, conversation(tokenizer, 700, skip=7))
+    answer_inv, certainty_inv = invocations["answerability"], invocations["certainty"]
+    base_before = await engine.generate(conv + answer_inv, GREEDY)
+
+    await engine.invoke("answerability", conv + answer_inv, GREEDY)
+    # vLLM's prefix cache now holds adapter KV for tokens >= s of this prompt.
+    base_after = await engine.generate(conv + answer_inv, GREEDY)
+    assert base_after.token_ids == base_before.token_ids
+
+    other_adapter = conv + certainty_inv
+    result = await engine.invoke("certainty", other_adapter, GREEDY)
+    assert list(result.token_ids) == reference("certainty", other_adapter)
+
+    later_start = conv + answer_inv + tokenizer.encode("Please answer.", add_special_tokens=False)
+    later_start += answer_inv  # the LAST occurrence is the start
+    result = await engine.invoke("answerability", later_start, GREEDY)
+    assert list(result.token_ids) == reference("answerability", later_start)
+
+
+async def test_tenants_never_share_kv(engine, tokenizer, invocations):
+    inv = invocations["answerability"]
+    prompt = render(tokenizer, conversation(tokenizer, 400, skip=8)) + inv
+    blocks = len(prefix_keys(engine, prompt, inv))
+    options = SamplingOptions(max_tokens=2)
+    acme = await engine.invoke("answerability", prompt, options, tenant="acme")
+    before = engine.kv_store_stats().misses
+    globex = await engine.invoke("answerability", prompt, options, tenant="globex")
+    assert engine.kv_store_stats().misses - before == blocks
+    assert globex.token_ids == acme.token_ids
+
+
+async def test_prompt_without_invocation_is_rejected(engine, tokenizer):
+    prompt = render(tokenizer, conversation(tokenizer, 300, skip=9))
+    with pytest.raises(InvocationNotFoundError, match="answerability"):
+        await engine.invoke("answerability", prompt, GREEDY)
+    assert (await engine.generate(prompt, SamplingOptions(max_tokens=2))).usage.generated_tokens
+
+
+async def test_unknown_adapter_names_the_loaded_ones(engine):
+    with pytest.raises(UnknownAdapterError, match="certainty"):
+        await engine.invoke("citations", [1, 2, 3], GREEDY)
