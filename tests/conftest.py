@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from alora_serve.adapters import read_adapter
 from alora_serve.engine import Engine, EngineConfig
 from alora_serve.model import resolve_model
-
 from tests.support.peft_adapters import make_adapter
 
 # name -> (seed, invocation string or None for a plain LoRA)

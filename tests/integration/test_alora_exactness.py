@@ -5,8 +5,8 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from alora_serve.engine import SamplingOptions
 
+from alora_serve.engine import SamplingOptions
 from tests.support.conversations import conversation, render
 from tests.support.peft_adapters import peft_greedy
 

@@ -6,6 +6,7 @@ import asyncio
 import math
 
 import pytest
+
 from alora_serve.engine import ChatMessage, SamplingOptions
 
 pytestmark = pytest.mark.engine

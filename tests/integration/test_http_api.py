@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import httpx
 import pytest
+
 from alora_serve.server.http_api import create_app
 
 pytestmark = pytest.mark.engine

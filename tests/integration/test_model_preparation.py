@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+
 from alora_serve.fsutil import PARTIAL_MARK
 from alora_serve.model import EMBEDDED_MODEL_NAME, ModelError, resolve_model
 from alora_serve.model.checkpoint import load_checkpoint

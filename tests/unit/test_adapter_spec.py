@@ -5,10 +5,11 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import save_file
+
 from alora_serve.adapters import AdapterError, read_adapter, validate_for_base, vllm_lora_dir
 from alora_serve.adapters.spec import ADAPTER_CONFIG, ALORA_FIELD
 from alora_serve.paths import CACHE_ENV
-from safetensors.torch import save_file
 
 HIDDEN, RANK = 16, 4
 BASE_SHAPES = {

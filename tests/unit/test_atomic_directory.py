@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from alora_serve.fsutil import PARTIAL_MARK, atomic_directory
 
 

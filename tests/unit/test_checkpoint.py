@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+
 from alora_serve.model.checkpoint import (
     MANIFEST_NAME,
     ModelError,

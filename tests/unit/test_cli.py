@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from alora_serve.cli import main
 from alora_serve.paths import CACHE_ENV
 

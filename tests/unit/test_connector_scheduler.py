@@ -5,6 +5,7 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import pytest
+
 from alora_serve.kv.connector_metadata import BlockCopy
 from alora_serve.kv.connector_scheduler import ConnectorScheduler
 from alora_serve.kv.orders import LoadOrder, SaveOrder, to_params

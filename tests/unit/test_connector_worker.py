@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pytest
 import torch
+
 from alora_serve.kv.arena import ArenaSpec, SlotArena
 from alora_serve.kv.connector_metadata import AloraConnectorMetadata, BlockCopy
 from alora_serve.kv.connector_worker import ConnectorWorker, KVLayoutMismatchError

@@ -1,8 +1,9 @@
 from __future__ import annotations
 
 import pytest
-from alora_serve.engine import EngineConfig, SamplingOptions
 from pydantic import ValidationError
+
+from alora_serve.engine import EngineConfig, SamplingOptions
 
 
 def test_defaults_are_exactness_friendly() -> None:

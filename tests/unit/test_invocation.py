@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from alora_serve.adapters import find_invocation_start
 
 

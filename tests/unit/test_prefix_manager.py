@@ -3,6 +3,7 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+
 from alora_serve.engine.prefixes import PrefixManager
 from alora_serve.kv.block_pool import BlockPool
 from alora_serve.kv.prefix_store import PrefixStore

@@ -6,9 +6,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+
 from alora_serve.model import ModelError, embedded, resolve_model
 from alora_serve.paths import CACHE_ENV
-
 from tests.unit.conftest import write_tiny_checkpoint
 
 

@@ -10,14 +10,15 @@ from __future__ import annotations
 
 from typing import Any
 
-from alora_serve.kv.arena import ArenaSpec
-from alora_serve.kv.connector_metadata import AloraConnectorMetadata
-from alora_serve.kv.connector_scheduler import ConnectorScheduler
-from alora_serve.kv.connector_worker import ConnectorWorker
 from vllm.distributed.kv_transfer.kv_connector.v1.base import (
     KVConnectorBase_V1,
     KVConnectorRole,
 )
+
+from alora_serve.kv.arena import ArenaSpec
+from alora_serve.kv.connector_metadata import AloraConnectorMetadata
+from alora_serve.kv.connector_scheduler import ConnectorScheduler
+from alora_serve.kv.connector_worker import ConnectorWorker
 
 CONNECTOR_NAME = "AloraKVConnector"
 CONNECTOR_MODULE = __name__

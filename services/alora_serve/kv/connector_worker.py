@@ -9,6 +9,7 @@ block size (checked against the arena spec at registration).
 from __future__ import annotations
 
 import torch
+
 from alora_serve.kv.arena import EMPTY_TAG, ArenaSpec, SlotArena
 from alora_serve.kv.connector_metadata import AloraConnectorMetadata, BlockCopy
 

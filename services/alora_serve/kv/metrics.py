@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-from alora_serve.kv.block_pool import PoolStats
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
+
+from alora_serve.kv.block_pool import PoolStats
 
 
 class KVStoreCollector(Collector):
