@@ -46,12 +46,14 @@ async def test_alora_equals_peft(engine, prompts, peft_reference, invocations, l
 
 
 @pytest.mark.parametrize("length", LENGTHS)
-async def test_plain_lora_differs(engine, prompts, peft_reference, length) -> None:
+async def test_plain_lora_differs(engine, prompts, peft_reference, invocations, length) -> None:
     """The same weights as an always-on LoRA give other tokens, so the test above can
     tell aLoRA from LoRA."""
     result = await engine.invoke("answerability_lora", prompts[length], GREEDY)
     assert list(result.token_ids) != peft_reference[length]
-    assert result.usage.reused_prompt_tokens == 0
+    # LoRA may reuse only its own KV (vLLM's cache, per adapter): it computes the
+    # conversation itself, not just the invocation.
+    assert result.usage.computed_prompt_tokens > len(invocations["answerability"])
 
 
 async def test_concurrent_mixed_batch_is_exact(

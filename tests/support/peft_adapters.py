@@ -62,10 +62,11 @@ def peft_greedy(
     model = PeftModel.from_pretrained(base_model(str(base_dir)), adapter_dir)
     try:
         ids = torch.tensor([list(prompt)])
-        # No EOS at all (not min_new_tokens, which would forbid sampling it): the same as
-        # vLLM's ignore_eos, where EOS may be generated and generation goes on.
+        # Like vLLM's ignore_eos, EOS may be generated and generation goes on (unlike
+        # min_new_tokens, which forbids it). eos_token_id=None would fall back to the
+        # model's EOS; an id that never occurs disables stopping.
         config = GenerationConfig(
-            max_new_tokens=new_tokens, do_sample=False, eos_token_id=None, pad_token_id=0
+            max_new_tokens=new_tokens, do_sample=False, eos_token_id=-1, pad_token_id=0
         )
         with torch.no_grad():
             out = model.generate(ids, generation_config=config, attention_mask=torch.ones_like(ids))
