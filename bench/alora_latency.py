@@ -124,6 +124,7 @@ def _plot(result: dict, ax) -> None:
         )
     ax.set_xlabel("conversation tokens before the invocation")
     ax.set_ylabel(f"intrinsic call latency, {NEW_TOKENS} new tokens (s, median)")
+    ax.set_yscale("log")
     ax.set_title("aLoRA call latency on vLLM-CPU (SmolLM2-135M, fp32)")
     ax.legend()
     ax.grid(alpha=0.3)

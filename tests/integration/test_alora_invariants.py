@@ -16,6 +16,13 @@ NEW_TOKENS = 16
 GREEDY = SamplingOptions(max_tokens=NEW_TOKENS, ignore_eos=True)
 
 
+@pytest.fixture(autouse=True)
+def no_leaked_pins(engine):
+    """Every lease taken during a test is released by its end (exact block accounting)."""
+    yield
+    assert engine.kv_store_stats().pinned_blocks == 0
+
+
 @pytest.fixture(scope="module")
 def reference(base_dir, adapter_dirs):
     def greedy(adapter: str, prompt: list[int]) -> list[int]:

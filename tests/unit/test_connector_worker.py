@@ -76,3 +76,10 @@ def test_layout_mismatch_is_refused(arena) -> None:
     wrong_block = {f"layers.{i}": torch.zeros(BLOCKS, HEADS, 2 * BLOCK, HEAD2) for i in range(3)}
     with pytest.raises(KVLayoutMismatchError):
         worker.register_kv_caches(wrong_block)
+
+
+def test_store_smaller_than_a_block_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ValueError, match="cannot hold one block"):
+        ArenaSpec.sized(str(tmp_path / "a"), 100, LAYERS, HEADS * BLOCK * HEAD2, "float32")
+    spec = ArenaSpec.sized(str(tmp_path / "a"), 10_000, LAYERS, HEADS * BLOCK * HEAD2, "float32")
+    assert spec.num_slots == 10_000 // spec.slot_bytes

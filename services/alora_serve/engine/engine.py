@@ -223,15 +223,9 @@ def _validate_adapters(
 
 def _arena_spec(config: EngineConfig, checkpoint: ModelCheckpoint) -> ArenaSpec:
     layers, kv_heads, head_dim = checkpoint.kv_geometry()
-    block_numel = 2 * kv_heads * head_dim * config.block_size
-    probe = ArenaSpec("", 1, layers, block_numel, config.dtype)
-    num_slots = config.kv_store_bytes // probe.slot_bytes
-    if num_slots < 1:
-        raise ValueError(
-            f"kv_store_gib={config.kv_store_gib} is smaller than one KV block "
-            f"({probe.slot_bytes} bytes); raise it"
-        )
-    return ArenaSpec(arena_path(uuid.uuid4().hex[:8]), num_slots, layers, block_numel, config.dtype)
+    block_numel = 2 * kv_heads * head_dim * config.block_size  # K and V
+    path = arena_path(uuid.uuid4().hex[:8])
+    return ArenaSpec.sized(path, config.kv_store_bytes, layers, block_numel, config.dtype)
 
 
 def _round_rank(rank: int | None) -> int | None:

@@ -28,6 +28,19 @@ class ArenaSpec:
     block_numel: int  # elements of one layer's KV block (K and V)
     dtype: str
 
+    @classmethod
+    def sized(
+        cls, path: str, capacity_bytes: int, num_layers: int, block_numel: int, dtype: str
+    ) -> ArenaSpec:
+        """As many slots as fit in ``capacity_bytes`` (at least one)."""
+        slot_bytes = num_layers * block_numel * _DTYPES[dtype].itemsize
+        if capacity_bytes < slot_bytes:
+            raise ValueError(
+                f"a KV store of {capacity_bytes} bytes cannot hold one block "
+                f"({slot_bytes} bytes); give it more room"
+            )
+        return cls(path, capacity_bytes // slot_bytes, num_layers, block_numel, dtype)
+
     @property
     def slot_bytes(self) -> int:
         return self.num_layers * self.block_numel * _DTYPES[self.dtype].itemsize
