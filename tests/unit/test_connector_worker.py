@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
 import torch
 
-from alora_serve.kv.arena import ArenaSpec, SlotArena
+from alora_serve.kv.arena import ARENA_PREFIX, ArenaSpec, SlotArena
 from alora_serve.kv.connector_metadata import AloraConnectorMetadata, BlockCopy
 from alora_serve.kv.connector_worker import ConnectorWorker, KVLayoutMismatchError
 
@@ -83,3 +84,16 @@ def test_store_smaller_than_a_block_is_refused(tmp_path: Path) -> None:
         ArenaSpec.sized(str(tmp_path / "a"), 100, LAYERS, HEADS * BLOCK * HEAD2, "float32")
     spec = ArenaSpec.sized(str(tmp_path / "a"), 10_000, LAYERS, HEADS * BLOCK * HEAD2, "float32")
     assert spec.num_slots == 10_000 // spec.slot_bytes
+
+
+def test_arenas_of_dead_processes_are_freed(tmp_path: Path) -> None:
+    import subprocess
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    stale = tmp_path / f"{ARENA_PREFIX}{dead.pid}-abc"
+    mine = tmp_path / f"{ARENA_PREFIX}{os.getpid()}-def"
+    for path in (stale, Path(f"{stale}.tags"), mine):
+        path.write_bytes(b"x")
+    SlotArena.create(ArenaSpec(str(tmp_path / "new"), 1, 1, 4, "float32")).unlink()
+    assert sorted(p.name for p in tmp_path.iterdir()) == [mine.name]

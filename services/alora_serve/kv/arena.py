@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 
 SHM_DIR = Path("/dev/shm")
+ARENA_PREFIX = "alora-kv-"
 EMPTY_TAG = 0
 
 _DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -57,6 +58,7 @@ class SlotArena:
 
     @classmethod
     def create(cls, spec: ArenaSpec) -> SlotArena:
+        remove_stale_arenas(Path(spec.path).parent)
         for path, size in ((spec.path, spec.num_slots * spec.slot_bytes), (_tags(spec), 0)):
             with open(path, "wb") as f:
                 f.truncate(size or spec.num_slots * 8)  # sparse: pages fill as used
@@ -78,7 +80,25 @@ class SlotArena:
 def arena_path(name: str) -> str:
     """A per-process path in shared memory (the pid keeps concurrent engines apart)."""
     base = SHM_DIR if SHM_DIR.is_dir() else Path("/tmp")
-    return str(base / f"alora-kv-{os.getpid()}-{name}")
+    return str(base / f"{ARENA_PREFIX}{os.getpid()}-{name}")
+
+
+def remove_stale_arenas(directory: Path) -> None:
+    """Shared memory outlives a killed owner: free the arenas of processes that are gone."""
+    for path in directory.glob(f"{ARENA_PREFIX}*"):
+        pid = path.name.removeprefix(ARENA_PREFIX).split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            path.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _tags(spec: ArenaSpec) -> str:
