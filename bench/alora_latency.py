@@ -5,6 +5,8 @@ conversation's base KV from the store and computes only the invocation and the n
 tokens) and as a plain LoRA (the call recomputes the whole conversation with the adapter:
 what serving without aLoRA costs). Each measured call is the first intrinsic call on a
 fresh conversation whose base KV was prefilled before (as after a base-model turn).
+Latencies are medians; the growth of the reused call with conversation length is the
+median over rounds of (longest / shortest), both measured back to back in the round.
 
     python -m bench.alora_latency [--lengths 256 1024 2048 4096] [--repeats 3]
 """
@@ -44,40 +46,57 @@ async def timed(call) -> float:
     return time.perf_counter() - started
 
 
-async def measure(engine: Engine, invocation: list[int], lengths, repeats: int) -> list[dict]:
+async def measure(
+    engine: Engine, invocation: list[int], lengths, repeats: int, recompute_repeats: int
+) -> tuple[list[dict], list[float]]:
     tokenizer = engine.tokenizer
     warm = fresh_prompt(tokenizer, 256, "warmup") + invocation
     await engine.invoke("alora", warm, OPTIONS)
     await engine.invoke("lora", warm, OPTIONS)
-    rows = []
-    for length in lengths:
-        reused, recomputed = [], []
-        for rep in range(repeats):
-            conv = fresh_prompt(tokenizer, length, f"reuse {length}/{rep}")
+    reused = {length: [] for length in lengths}
+    recomputed = {length: [] for length in lengths}
+    growth = []  # per round: reused latency at the longest / at the shortest length
+    for rep in range(repeats):
+        conversations = {n: fresh_prompt(tokenizer, n, f"reuse {n}/{rep}") for n in lengths}
+        for conv in conversations.values():
             async with engine.prefixes.leased(conv, "default"):
                 pass  # the conversation's base KV, as left by the base model's turn
-            reused.append(await timed(engine.invoke("alora", conv + invocation, OPTIONS)))
-            conv = fresh_prompt(tokenizer, length, f"recompute {length}/{rep}")
-            recomputed.append(await timed(engine.invoke("lora", conv + invocation, OPTIONS)))
-            print(
-                f"  {length:>5} tokens, run {rep + 1}/{repeats}: reused {reused[-1]:.2f} s, "
-                f"recomputed {recomputed[-1]:.2f} s",
-                flush=True,
-            )
-        rows.append(
-            {
-                "prefix_tokens": length,
-                "reused_s": statistics.median(reused),
-                "recomputed_s": statistics.median(recomputed),
-                "reused_all_s": reused,
-                "recomputed_all_s": recomputed,
-            }
+        # The reused calls of a round run back to back, so that a slow spell of this
+        # shared machine hits every length alike.
+        for length, conv in conversations.items():
+            reused[length].append(await timed(engine.invoke("alora", conv + invocation, OPTIONS)))
+        growth.append(reused[lengths[-1]][-1] / reused[lengths[0]][-1])
+        if rep < recompute_repeats:
+            for length in lengths:
+                conv = fresh_prompt(tokenizer, length, f"recompute {length}/{rep}")
+                recomputed[length].append(
+                    await timed(engine.invoke("lora", conv + invocation, OPTIONS))
+                )
+        print(
+            f"  round {rep + 1}/{repeats}: reused "
+            + ", ".join(f"{n}: {reused[n][-1]:.2f} s" for n in lengths)
+            + (
+                "; recomputed " + ", ".join(f"{n}: {recomputed[n][-1]:.2f} s" for n in lengths)
+                if rep < recompute_repeats
+                else ""
+            ),
+            flush=True,
         )
-        rows[-1]["speedup"] = rows[-1]["recomputed_s"] / rows[-1]["reused_s"]
-    return rows
+    rows = []
+    for length in lengths:
+        row = {
+            "prefix_tokens": length,
+            "reused_s": statistics.median(reused[length]),
+            "recomputed_s": statistics.median(recomputed[length]),
+            "reused_all_s": reused[length],
+            "recomputed_all_s": recomputed[length],
+        }
+        row["speedup"] = row["recomputed_s"] / row["reused_s"]
+        rows.append(row)
+    return rows, growth
 
 
-async def main(lengths: list[int], repeats: int) -> None:
+async def main(lengths: list[int], repeats: int, recompute_repeats: int) -> None:
     base = resolve_model(None).path
     with tempfile.TemporaryDirectory() as tmp:
         from transformers import AutoTokenizer
@@ -94,17 +113,23 @@ async def main(lengths: list[int], repeats: int) -> None:
             config, [read_adapter(alora, "alora"), read_adapter(lora, "lora")]
         )
         try:
-            rows = await measure(engine, invocation, lengths, repeats)
+            rows, growth = await measure(engine, invocation, lengths, repeats, recompute_repeats)
         finally:
             await engine.shutdown()
-    first, last = rows[0], rows[-1]
     bars = {
         "speedup_at_2k": next((r["speedup"] for r in rows if r["prefix_tokens"] == 2048), None),
-        "reused_growth_first_to_last": last["reused_s"] / first["reused_s"],
+        "reused_growth_first_to_last": statistics.median(growth),
     }
     write_report(
         "alora_latency",
-        {"new_tokens": NEW_TOKENS, "repeats": repeats, "rows": rows, "bars": bars},
+        {
+            "new_tokens": NEW_TOKENS,
+            "repeats": repeats,
+            "recompute_repeats": recompute_repeats,
+            "rows": rows,
+            "reused_growth_per_round": growth,
+            "bars": bars,
+        },
         plot=_plot,
     )
 
@@ -133,6 +158,7 @@ def _plot(result: dict, ax) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lengths", type=int, nargs="+", default=[256, 1024, 2048, 4096])
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=7, help="rounds of reused calls")
+    parser.add_argument("--recompute-repeats", type=int, default=3, help="rounds with baseline")
     args = parser.parse_args()
-    asyncio.run(main(args.lengths, args.repeats))
+    asyncio.run(main(args.lengths, args.repeats, args.recompute_repeats))
