@@ -1,0 +1,79 @@
+"""An intrinsic's ``io.yaml`` (granite-common's format), parsed and validated."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from alora_serve.intrinsics.transformations import RULES, Transformation, TransformationError
+
+
+class IOConfigError(ValueError):
+    """An io.yaml that cannot be used; the message names the file and the field."""
+
+
+class TransformationSpec(BaseModel):
+    model_config = ConfigDict(extra="allow", frozen=True)
+
+    type: str
+    input_path: list[Any] = Field(default_factory=list)
+
+    def build(self) -> Transformation:
+        rule = RULES.get(self.type)
+        if rule is None:
+            raise TransformationError(
+                f"unknown transformation {self.type!r}; known: {sorted(RULES)}"
+            )
+        try:
+            return rule(self.input_path, **(self.model_extra or {}))
+        except TypeError as exc:
+            raise TransformationError(f"transformation {self.type!r}: {exc}") from None
+
+
+class IOConfig(BaseModel):
+    """Fields and meaning as in granite-common; unknown fields are rejected."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str | None
+    response_format: dict[str, Any] | None
+    transformations: list[TransformationSpec] | None
+    instruction: str | None = None
+    parameters: dict[str, Any] | None = None
+    sentence_boundaries: dict[Literal["last_message", "documents"], str] | None = None
+    docs_as_message: Literal["string", "json", "roles"] | None = None
+    logprobs_workaround: bool | None = None
+
+    @field_validator("response_format", mode="before")
+    @classmethod
+    def _json_text(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"response_format is not a JSON schema ({exc})") from None
+        return value
+
+    def rules(self) -> list[Transformation]:
+        return [spec.build() for spec in self.transformations or ()]
+
+    @property
+    def wants_logprobs(self) -> bool:
+        return any(spec.type == "likelihood" for spec in self.transformations or ())
+
+
+def load_io_config(source: Path | str | dict[str, Any]) -> IOConfig:
+    """Parse an io.yaml file (or an already loaded mapping) and build its rules once, so
+    a bad transformation is reported when the intrinsic is installed, not when called."""
+    name = str(source) if not isinstance(source, dict) else "<io config>"
+    try:
+        data = source if isinstance(source, dict) else yaml.safe_load(Path(source).read_text())
+        config = IOConfig.model_validate(data)
+        config.rules()
+    except (OSError, yaml.YAMLError, ValidationError, TransformationError) as exc:
+        raise IOConfigError(f"{name}: {exc}") from None
+    return config

@@ -1,0 +1,47 @@
+"""Turning an intrinsic's raw (constrained) model output into its structured result."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from alora_serve.intrinsics.io_config import IOConfig
+from alora_serve.intrinsics.json_positions import parse_with_positions
+from alora_serve.intrinsics.transformations import OutputContext, TokenLogprobs
+
+
+class OutputParseError(ValueError):
+    """The model's output is not the JSON its response format promises."""
+
+
+def process_output(
+    config: IOConfig,
+    content: str,
+    logprobs: Sequence[TokenLogprobs] = (),
+    sentences: Mapping[str, Any] | None = None,
+) -> Any:
+    """Apply the io.yaml's transformations, in order, to the parsed model output."""
+    try:
+        value = json.loads(content)
+        positions = parse_with_positions(content)
+    except ValueError as exc:
+        raise OutputParseError(
+            f"model output is not valid JSON ({exc}): {content[:200]!r}"
+        ) from None
+    context = OutputContext(positions=positions, logprobs=logprobs, sentences=sentences or {})
+    for rule in config.rules():
+        value = rule.apply(value, context)
+    return value
+
+
+def openai_logprobs(logprobs: Mapping[str, Any] | None) -> list[TokenLogprobs]:
+    """Logprobs in the OpenAI chat-completion shape (``{"content": [...]}``)."""
+    return [
+        TokenLogprobs(
+            token=entry["token"],
+            logprob=entry["logprob"],
+            top=tuple((alt["token"], alt["logprob"]) for alt in entry.get("top_logprobs") or ()),
+        )
+        for entry in (logprobs or {}).get("content") or ()
+    ]

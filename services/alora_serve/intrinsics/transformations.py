@@ -1,0 +1,267 @@
+"""io.yaml output transformations: raw constrained model output -> structured result.
+
+Each rule rewrites the nodes its ``input_path`` matches (found once, on the rule's input).
+Semantics follow IBM's granite-common (docs/notes/granite-common-intrinsics-io.md), with
+two deliberate differences, both documented there: numbers and booleans work as
+likelihood categories, and ``drop_duplicates`` really drops duplicates.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+from alora_serve.intrinsics.json_paths import Path, get_path, matching_paths, replace_at
+from alora_serve.intrinsics.json_positions import Literal
+
+
+class TransformationError(ValueError):
+    """Model output that a transformation cannot process (names rule and path)."""
+
+
+@dataclass(frozen=True)
+class TokenLogprobs:
+    """One generated token, its logprob and the top alternatives (token, logprob)."""
+
+    token: str
+    logprob: float
+    top: tuple[tuple[str, float], ...] = ()
+
+
+@dataclass
+class OutputContext:
+    """What rules may consult besides the value: the raw output's literal positions, the
+    generated tokens with logprobs, and sentence tables of the request."""
+
+    positions: Any
+    logprobs: Sequence[TokenLogprobs] = ()
+    sentences: Mapping[str, Any] = field(default_factory=dict)
+
+
+class Transformation(ABC):
+    kind: ClassVar[str]
+
+    def __init__(self, input_path: Sequence[Any]) -> None:
+        self.input_path = tuple(input_path)
+
+    def apply(self, value: Any, context: OutputContext) -> Any:
+        paths = matching_paths(value, self.input_path)
+        value = copy.deepcopy(value)
+        for path in paths:
+            value = self.rewrite(value, path, context)
+        return value
+
+    def rewrite(self, value: Any, path: Path, context: OutputContext) -> Any:
+        return replace_at(value, path, self.transform(get_path(value, path), path, context))
+
+    @abstractmethod
+    def transform(self, node: Any, path: Path, context: OutputContext) -> Any: ...
+
+    def fail(self, path: Path, problem: str) -> TransformationError:
+        return TransformationError(f"{self.kind} at {list(path)}: {problem}")
+
+
+class Likelihood(Transformation):
+    """A constrained category -> the expected value of ``categories_to_values`` under the
+    model's distribution at the category's first token."""
+
+    kind = "likelihood"
+
+    def __init__(
+        self, input_path, categories_to_values: Mapping[Any, float], output_name: str | None = None
+    ) -> None:
+        super().__init__(input_path)
+        if not categories_to_values:
+            raise TransformationError("likelihood needs at least one category")
+        self.categories = dict(categories_to_values)
+        self.output_name = output_name
+
+    def transform(self, node: Any, path: Path, context: OutputContext) -> Any:
+        value = self._likelihood(node, path, context)
+        return value if self.output_name is None else {self.output_name: value}
+
+    def _likelihood(self, node: Any, path: Path, context: OutputContext) -> float:
+        literal = get_path(context.positions, path)
+        if not isinstance(literal, Literal) or literal.value != node:
+            raise self.fail(path, "the value is not a literal of the raw output")
+        chosen = self._first_token(literal, context.logprobs, path)
+        weighted: list[tuple[float, float]] = []
+        if self._category_key(node) is not None:
+            weighted.append((self.categories[self._category_key(node)], math.exp(chosen.logprob)))
+        for token, logprob in chosen.top:
+            if token == chosen.token:
+                continue
+            for category, category_value in self.categories.items():
+                if str(category).startswith(token):
+                    weighted.append((category_value, math.exp(logprob)))
+                    break
+        total = sum(weight for _, weight in weighted)
+        if not weighted or total == 0.0:
+            return 0.0
+        return sum(value * weight / total for value, weight in weighted)
+
+    def _category_key(self, node: Any) -> Any:
+        for category in self.categories:
+            if category == node or str(category) == str(node):
+                return category
+        return None
+
+    def _first_token(self, literal: Literal, tokens: Sequence[TokenLogprobs], path: Path):
+        if not tokens:
+            raise self.fail(path, "needs logprobs (request them with top_logprobs)")
+        offset = literal.begin + (1 if isinstance(literal.value, str) else 0)
+        position = 0
+        for token in tokens:
+            if position == offset:
+                return token
+            if position > offset:
+                break
+            position += len(token.token)
+        raise self.fail(path, f"no generated token starts at offset {offset}")
+
+
+class Explode(Transformation):
+    """A list of records whose ``target_field`` is a list -> one record per item."""
+
+    kind = "explode"
+
+    def __init__(self, input_path, target_field: str) -> None:
+        super().__init__(input_path)
+        self.target_field = target_field
+
+    def transform(self, node: Any, path: Path, context: OutputContext) -> list:
+        records = _records(self, node, path, [self.target_field])
+        exploded = []
+        for record in records:
+            items = record[self.target_field]
+            if not isinstance(items, list):
+                raise self.fail(path, f"field {self.target_field!r} is not a list")
+            exploded.extend({**record, self.target_field: item} for item in items)
+        return exploded
+
+
+class DropDuplicates(Transformation):
+    """Records equal on ``target_fields`` -> the first of them (the model repeated itself)."""
+
+    kind = "drop_duplicates"
+
+    def __init__(self, input_path, target_fields: Sequence[str]) -> None:
+        super().__init__(input_path)
+        self.target_fields = list(target_fields)
+
+    def transform(self, node: Any, path: Path, context: OutputContext) -> list:
+        seen, kept = set(), []
+        for record in _records(self, node, path, self.target_fields):
+            key = tuple(_hashable(record[f]) for f in self.target_fields)
+            if key not in seen:
+                seen.add(key)
+                kept.append(record)
+        return kept
+
+
+class Project(Transformation):
+    """Keep (and optionally rename) fields of a record or of every record of a list."""
+
+    kind = "project"
+
+    def __init__(self, input_path, retained_fields: Sequence[str] | Mapping[str, str]) -> None:
+        super().__init__(input_path)
+        if isinstance(retained_fields, Mapping):
+            self.fields = dict(retained_fields)
+        else:
+            self.fields = {name: name for name in retained_fields}
+
+    def transform(self, node: Any, path: Path, context: OutputContext) -> Any:
+        if isinstance(node, dict):
+            return self._project(node)
+        return [self._project(record) for record in _records(self, node, path, [])]
+
+    def _project(self, record: dict) -> dict:
+        return {new: record.get(old) for old, new in self.fields.items()}
+
+
+class Nest(Transformation):
+    """A value -> ``{field_name: value}``."""
+
+    kind = "nest"
+
+    def __init__(self, input_path, field_name: str) -> None:
+        super().__init__(input_path)
+        self.field_name = field_name
+
+    def transform(self, node: Any, path: Path, context: OutputContext) -> dict:
+        return {self.field_name: node}
+
+
+class MergeSpans(Transformation):
+    """Adjacent spans (end of one == begin of the next) of the same group -> one span."""
+
+    kind = "merge_spans"
+
+    def __init__(
+        self,
+        input_path,
+        group_fields: Sequence[str],
+        begin_field: str,
+        end_field: str,
+        text_field: str | None = None,
+    ) -> None:
+        super().__init__(input_path)
+        self.group_fields = list(group_fields)
+        self.begin, self.end, self.text = begin_field, end_field, text_field
+
+    def transform(self, node: Any, path: Path, context: OutputContext) -> list:
+        spans = [self.begin, self.end] + ([self.text] if self.text else [])
+        records = _records(self, node, path, self.group_fields + spans)
+        for record in records:
+            extra = set(record) - set(self.group_fields) - set(spans)
+            if extra:
+                raise self.fail(path, f"unexpected fields {sorted(extra)} (project them away)")
+        ordered = sorted(records, key=lambda r: (self._group(r), r[self.begin]))
+        merged: list[dict] = []
+        for record in ordered:
+            last = merged[-1] if merged else None
+            if (
+                last
+                and self._group(last) == self._group(record)
+                and last[self.end] == record[self.begin]
+            ):
+                last[self.end] = record[self.end]
+                if self.text:
+                    last[self.text] += record[self.text]
+            else:
+                merged.append(dict(record))
+        return merged
+
+    def _group(self, record: dict) -> tuple:
+        return tuple(_sort_key(record[f]) for f in self.group_fields)
+
+
+def _records(rule: Transformation, node: Any, path: Path, required: Sequence[str]) -> list[dict]:
+    if not isinstance(node, list):
+        raise rule.fail(path, f"expected a list of records, got {type(node).__name__}")
+    for record in node:
+        if not isinstance(record, dict):
+            raise rule.fail(path, f"expected records (objects), got {type(record).__name__}")
+        missing = [f for f in required if f not in record]
+        if missing:
+            raise rule.fail(path, f"record lacks fields {missing}")
+    return node
+
+
+def _hashable(value: Any) -> Any:
+    return repr(value) if isinstance(value, dict | list) else value
+
+
+def _sort_key(value: Any) -> tuple:
+    # None sorts first; mixed types sort by type name instead of failing.
+    return (value is not None, type(value).__name__, value if value is not None else 0)
+
+
+RULES: dict[str, type[Transformation]] = {
+    rule.kind: rule for rule in (Likelihood, Explode, DropDuplicates, Project, Nest, MergeSpans)
+}
