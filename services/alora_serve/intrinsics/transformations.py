@@ -90,8 +90,9 @@ class Likelihood(Transformation):
             raise self.fail(path, "the value is not a literal of the raw output")
         chosen = self._first_token(literal, context.logprobs, path)
         weighted: list[tuple[float, float]] = []
-        if self._category_key(node) is not None:
-            weighted.append((self.categories[self._category_key(node)], math.exp(chosen.logprob)))
+        category = self._category_key(node)
+        if category is not None:
+            weighted.append((self.categories[category], math.exp(chosen.logprob)))
         for token, logprob in chosen.top:
             if token == chosen.token:
                 continue
