@@ -7,7 +7,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+)
 
 from alora_serve.intrinsics.transformations import RULES, Transformation, TransformationError
 
@@ -58,8 +65,14 @@ class IOConfig(BaseModel):
                 raise ValueError(f"response_format is not a JSON schema ({exc})") from None
         return value
 
+    _rules: list[Transformation] = PrivateAttr(default_factory=list)
+
+    def model_post_init(self, context: Any) -> None:
+        # Built once, so a bad transformation fails at load time and calls reuse them.
+        self._rules = [spec.build() for spec in self.transformations or ()]
+
     def rules(self) -> list[Transformation]:
-        return [spec.build() for spec in self.transformations or ()]
+        return self._rules
 
     @property
     def wants_logprobs(self) -> bool:
@@ -67,13 +80,12 @@ class IOConfig(BaseModel):
 
 
 def load_io_config(source: Path | str | dict[str, Any]) -> IOConfig:
-    """Parse an io.yaml file (or an already loaded mapping) and build its rules once, so
-    a bad transformation is reported when the intrinsic is installed, not when called."""
+    """Parse an io.yaml file (or an already loaded mapping); a bad transformation is
+    reported here, when the intrinsic is installed, not when it is called."""
     name = str(source) if not isinstance(source, dict) else "<io config>"
     try:
         data = source if isinstance(source, dict) else yaml.safe_load(Path(source).read_text())
         config = IOConfig.model_validate(data)
-        config.rules()
     except (OSError, yaml.YAMLError, ValidationError, TransformationError) as exc:
         raise IOConfigError(f"{name}: {exc}") from None
     return config
