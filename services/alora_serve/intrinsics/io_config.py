@@ -16,7 +16,17 @@ from pydantic import (
     field_validator,
 )
 
-from alora_serve.intrinsics.transformations import RULES, Transformation, TransformationError
+from alora_serve.intrinsics.schemas import Schema, SchemaError, inline_refs
+from alora_serve.intrinsics.sentences import DecodeSentences
+from alora_serve.intrinsics.transformations import (
+    TRANSFORMATIONS,
+    Transformation,
+    TransformationError,
+)
+
+RULES: dict[str, type[Transformation]] = {
+    rule.kind: rule for rule in (*TRANSFORMATIONS, DecodeSentences)
+}
 
 
 class IOConfigError(ValueError):
@@ -37,7 +47,7 @@ class TransformationSpec(BaseModel):
             )
         try:
             return rule(self.input_path, **(self.model_extra or {}))
-        except TypeError as exc:
+        except (TypeError, ValueError) as exc:
             raise TransformationError(f"transformation {self.type!r}: {exc}") from None
 
 
@@ -52,7 +62,8 @@ class IOConfig(BaseModel):
     instruction: str | None = None
     parameters: dict[str, Any] | None = None
     sentence_boundaries: dict[Literal["last_message", "documents"], str] | None = None
-    docs_as_message: Literal["string", "json", "roles"] | None = None
+    # granite-common's third choice, "roles", needs a chat template with per-document roles.
+    docs_as_message: Literal["string", "json"] | None = None
     logprobs_workaround: bool | None = None
 
     @field_validator("response_format", mode="before")
@@ -66,13 +77,32 @@ class IOConfig(BaseModel):
         return value
 
     _rules: list[Transformation] = PrivateAttr(default_factory=list)
+    _result_schema: Schema = PrivateAttr(default_factory=dict)
 
     def model_post_init(self, context: Any) -> None:
         # Built once, so a bad transformation fails at load time and calls reuse them.
         self._rules = [spec.build() for spec in self.transformations or ()]
+        self._result_schema = self._derive_result_schema()
 
     def rules(self) -> list[Transformation]:
         return self._rules
+
+    @property
+    def result_schema(self) -> Schema:
+        """JSON schema of the final result: the response format as rewritten by the
+        transformations (raw text when there is no response format)."""
+        return self._result_schema
+
+    def _derive_result_schema(self) -> Schema:
+        if self.response_format is None:
+            return {"type": "string"}
+        try:
+            schema = inline_refs(self.response_format)
+            for rule in self._rules:
+                rule.rewrite_schema(schema)
+        except (SchemaError, TransformationError) as exc:
+            raise TransformationError(f"cannot follow the response format: {exc}") from None
+        return schema
 
     @property
     def wants_logprobs(self) -> bool:

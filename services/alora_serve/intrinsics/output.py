@@ -22,6 +22,8 @@ def process_output(
     sentences: Mapping[str, Any] | None = None,
 ) -> Any:
     """Apply the io.yaml's transformations, in order, to the parsed model output."""
+    if config.response_format is None and not config.rules():
+        return content  # a free-text intrinsic
     try:
         value = json.loads(content)
         positions = parse_with_positions(content)

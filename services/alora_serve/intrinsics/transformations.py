@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import copy
 import math
-from abc import ABC, abstractmethod
+from abc import ABC
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 from alora_serve.intrinsics.json_paths import Path, get_path, matching_paths, replace_at
 from alora_serve.intrinsics.json_positions import Literal
+from alora_serve.intrinsics.schemas import Schema, object_schema, replace_node, schema_nodes
 
 
 class TransformationError(ValueError):
@@ -58,8 +59,16 @@ class Transformation(ABC):
     def rewrite(self, value: Any, path: Path, context: OutputContext) -> Any:
         return replace_at(value, path, self.transform(get_path(value, path), path, context))
 
-    @abstractmethod
-    def transform(self, node: Any, path: Path, context: OutputContext) -> Any: ...
+    def transform(self, node: Any, path: Path, context: OutputContext) -> Any:
+        raise NotImplementedError(f"{type(self).__name__} overrides neither transform nor rewrite")
+
+    def rewrite_schema(self, schema: Schema) -> None:
+        """Make ``schema`` (in place) describe what this rule makes of values it describes."""
+        for node in schema_nodes(schema, self.input_path):
+            replace_node(node, self.transform_schema(node))
+
+    def transform_schema(self, node: Schema) -> Schema:
+        return node  # for rules that keep the shape of what they rewrite
 
     def fail(self, path: Path, problem: str) -> TransformationError:
         return TransformationError(f"{self.kind} at {list(path)}: {problem}")
@@ -83,6 +92,11 @@ class Likelihood(Transformation):
     def transform(self, node: Any, path: Path, context: OutputContext) -> Any:
         value = self._likelihood(node, path, context)
         return value if self.output_name is None else {self.output_name: value}
+
+    def transform_schema(self, node: Schema) -> Schema:
+        values = list(self.categories.values())
+        number = {"type": "number", "minimum": min(values), "maximum": max(values)}
+        return number if self.output_name is None else object_schema({self.output_name: number})
 
     def _likelihood(self, node: Any, path: Path, context: OutputContext) -> float:
         literal = get_path(context.positions, path)
@@ -144,6 +158,14 @@ class Explode(Transformation):
             exploded.extend({**record, self.target_field: item} for item in items)
         return exploded
 
+    def transform_schema(self, node: Schema) -> Schema:
+        items = node.get("items", {})
+        target = items.get("properties", {}).get(self.target_field, {})
+        if target.get("type") != "array":
+            raise TransformationError(f"explode: {self.target_field!r} is not an array field")
+        items["properties"][self.target_field] = target.get("items", {})
+        return node
+
 
 class DropDuplicates(Transformation):
     """Records equal on ``target_fields`` -> the first of them (the model repeated itself)."""
@@ -184,6 +206,19 @@ class Project(Transformation):
     def _project(self, record: dict) -> dict:
         return {new: record.get(old) for old, new in self.fields.items()}
 
+    def transform_schema(self, node: Schema) -> Schema:
+        if node.get("type") == "array":
+            return {**node, "items": self.transform_schema(node.get("items", {}))}
+        properties, required = node.get("properties", {}), set(node.get("required", ()))
+        projected = {}
+        for old, new in self.fields.items():
+            field_schema = properties.get(old, {})
+            # A field the record may lack comes out as null.
+            projected[new] = (
+                field_schema if old in required else {"anyOf": [field_schema, {"type": "null"}]}
+            )
+        return object_schema(projected)
+
 
 class Nest(Transformation):
     """A value -> ``{field_name: value}``."""
@@ -196,6 +231,9 @@ class Nest(Transformation):
 
     def transform(self, node: Any, path: Path, context: OutputContext) -> dict:
         return {self.field_name: node}
+
+    def transform_schema(self, node: Schema) -> Schema:
+        return object_schema({self.field_name: node})
 
 
 class MergeSpans(Transformation):
@@ -263,6 +301,11 @@ def _sort_key(value: Any) -> tuple:
     return (value is not None, type(value).__name__, value if value is not None else 0)
 
 
-RULES: dict[str, type[Transformation]] = {
-    rule.kind: rule for rule in (Likelihood, Explode, DropDuplicates, Project, Nest, MergeSpans)
-}
+TRANSFORMATIONS: tuple[type[Transformation], ...] = (
+    Likelihood,
+    Explode,
+    DropDuplicates,
+    Project,
+    Nest,
+    MergeSpans,
+)
