@@ -3,9 +3,10 @@
 Tagging splits text with nltk's untrained Punkt tokenizer, as granite-common does, and
 joins ``<{prefix}{n}> {sentence}`` with single spaces. We keep a table of every tagged
 sentence with its true ``[begin, end)`` in the caller's original text (a sentence runs to
-the start of the next), so a result points back into exactly what the caller sent. granite-common at d174a3f reports offsets into the
-tagged text instead (fixed upstream later); :func:`sentences_of_tagged_text` reproduces
-those for its conformance data (docs/notes/granite-common-intrinsics-io.md).
+the start of the next), so a result points back into exactly what the caller sent.
+granite-common at d174a3f reports offsets into the tagged text instead (fixed upstream
+later); :func:`sentences_of_tagged_text` reproduces those for its conformance data
+(docs/notes/granite-common-intrinsics-io.md).
 """
 
 from __future__ import annotations
