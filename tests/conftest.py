@@ -8,14 +8,17 @@ import pytest
 
 from alora_serve.adapters import read_adapter
 from alora_serve.engine import Engine, EngineConfig
+from alora_serve.intrinsics.catalog import Catalog
+from alora_serve.intrinsics.runner import IntrinsicRunner
+from alora_serve.intrinsics.synthetic_library import make_library
 from alora_serve.model import resolve_model
 from tests.support.peft_adapters import make_adapter
 
 # name -> (seed, invocation string or None for a plain LoRA)
 TEST_ADAPTERS = {
-    "answerability": (1, "<|im_start|>answerability\n"),
-    "certainty": (2, "<|im_start|>certainty\n"),
-    "answerability_lora": (1, None),  # the same weights as "answerability", always on
+    "probe_a": (1, "<|im_start|>probe_a\n"),
+    "probe_b": (2, "<|im_start|>probe_b\n"),
+    "probe_lora": (1, None),  # the same weights as "probe_a", always on
 }
 # Small enough that a few long conversations force LRU evictions (~45 blocks of 128).
 TEST_KV_STORE_GIB = 0.25
@@ -55,10 +58,28 @@ def adapter_dirs(base_dir: Path, invocations, tmp_path_factory) -> dict[str, Pat
 
 
 @pytest.fixture(scope="session")
-async def engine(adapter_dirs: dict[str, Path]):
-    """A real vLLM engine on the prepared embedded model (fp32, CPU) with the test adapters."""
-    config = EngineConfig(max_model_len=4096, kv_cache_gib=1.0, kv_store_gib=TEST_KV_STORE_GIB)
+def catalog(tmp_path_factory) -> Catalog:
+    """Every built-in intrinsic as a seeded aLoRA adapter; one in the older layout."""
+    checkpoint = resolve_model(None)
+    root = make_library(
+        checkpoint, tmp_path_factory.mktemp("intrinsics"), older_layout={"uncertainty"}
+    )
+    return Catalog.from_library(root, checkpoint.name)
+
+
+@pytest.fixture(scope="session")
+async def engine(adapter_dirs: dict[str, Path], catalog: Catalog):
+    """A real vLLM engine on the prepared embedded model (fp32, CPU) with the test adapters
+    and the intrinsics."""
+    config = EngineConfig(
+        max_model_len=4096, kv_cache_gib=1.0, kv_store_gib=TEST_KV_STORE_GIB, max_loras=8
+    )
     adapters = [read_adapter(path, name) for name, path in adapter_dirs.items()]
-    running = await Engine.start(config, adapters)
+    running = await Engine.start(config, adapters + catalog.adapters())
     yield running
     await running.shutdown()
+
+
+@pytest.fixture
+def runner(engine: Engine, catalog: Catalog) -> IntrinsicRunner:
+    return IntrinsicRunner(engine, catalog)

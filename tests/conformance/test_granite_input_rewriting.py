@@ -48,8 +48,16 @@ def _assert_same_response_format(config, rewritten, guided_json) -> None:
             continue
         for node in schema_nodes(ours, rule.input_path):
             numbers = node.get("items", node)
-            assert numbers.pop("maximum") == len(rewritten.sentences[rule.source]) - 1
-    assert ours == theirs
+            assert numbers["maximum"] == len(rewritten.sentences[rule.source]) - 1
+    assert _without_bounds(ours) == _without_bounds(theirs)
+
+
+def _without_bounds(schema):
+    if isinstance(schema, list):
+        return [_without_bounds(item) for item in schema]
+    if not isinstance(schema, dict):
+        return schema
+    return {k: _without_bounds(v) for k, v in schema.items() if k not in ("maximum", "maxItems")}
 
 
 def test_citations_tags_every_document_sentence_once() -> None:

@@ -36,102 +36,102 @@ def prefix_keys(engine, prompt: list[int], invocation: list[int], tenant: str = 
 
 
 async def test_missing_base_kv_is_computed_first(engine, tokenizer, invocations, reference):
-    inv = invocations["answerability"]
+    inv = invocations["probe_a"]
     prompt = render(tokenizer, conversation(tokenizer, 600, skip=3)) + inv
     blocks = len(prefix_keys(engine, prompt, inv))
     before = engine.kv_store_stats()
-    result = await engine.invoke("answerability", prompt, GREEDY)
+    result = await engine.invoke("probe_a", prompt, GREEDY)
     after = engine.kv_store_stats()
     assert after.misses - before.misses == blocks  # base prefill of [0, s) first
-    assert list(result.token_ids) == reference("answerability", prompt)
+    assert list(result.token_ids) == reference("probe_a", prompt)
 
-    again = await engine.invoke("answerability", prompt, GREEDY)
+    again = await engine.invoke("probe_a", prompt, GREEDY)
     assert engine.kv_store_stats().misses == after.misses  # now served from the store
     assert again.token_ids == result.token_ids
 
 
 async def test_evicted_prefix_is_recomputed_exactly(engine, tokenizer, invocations, reference):
-    inv = invocations["answerability"]
+    inv = invocations["probe_a"]
     prompt = render(tokenizer, conversation(tokenizer, 900, skip=4)) + inv
-    expected = reference("answerability", prompt)
-    assert list((await engine.invoke("answerability", prompt, GREEDY)).token_ids) == expected
+    expected = reference("probe_a", prompt)
+    assert list((await engine.invoke("probe_a", prompt, GREEDY)).token_ids) == expected
 
     keys = prefix_keys(engine, prompt, inv)
     evictions = engine.kv_store_stats().evictions
     skip = 5
     while engine.prefixes.store.pool.num_ready_prefix(keys) == len(keys):  # fill the store
         other = render(tokenizer, conversation(tokenizer, 1800, skip=skip)) + inv
-        await engine.invoke("answerability", other, SamplingOptions(max_tokens=1))
+        await engine.invoke("probe_a", other, SamplingOptions(max_tokens=1))
         skip += 1
     stats = engine.kv_store_stats()
     assert stats.evictions > evictions
     assert stats.used_blocks <= stats.capacity_blocks
 
-    result = await engine.invoke("answerability", prompt, GREEDY)
+    result = await engine.invoke("probe_a", prompt, GREEDY)
     assert list(result.token_ids) == expected
 
 
 async def test_corrupted_store_bytes_are_never_served(engine, tokenizer, invocations, reference):
     conv = render(tokenizer, conversation(tokenizer, 500, skip=6))
-    stored = conv + invocations["answerability"]
-    await engine.invoke("answerability", stored, SamplingOptions(max_tokens=1))
+    stored = conv + invocations["probe_a"]
+    await engine.invoke("probe_a", stored, SamplingOptions(max_tokens=1))
 
     # Someone overwrites a stored block: its content tag no longer matches the key.
-    keys = prefix_keys(engine, stored, invocations["answerability"])
+    keys = prefix_keys(engine, stored, invocations["probe_a"])
     lease = engine.prefixes.store.lease(keys, 0)
     engine._arena.tags[lease.slots[1]] = 424242
     engine.prefixes.store.release(lease)
 
     # Another adapter on the same conversation: nothing in vLLM's own cache, so the
     # prefix must come from the store.
-    prompt = conv + invocations["certainty"]
+    prompt = conv + invocations["probe_b"]
     retries = engine.kv_load_retries
-    result = await engine.invoke("certainty", prompt, GREEDY)
+    result = await engine.invoke("probe_b", prompt, GREEDY)
     assert engine.kv_load_retries == retries + 1  # the worker refused the bytes
-    assert list(result.token_ids) == reference("certainty", prompt)  # recomputed, exact
+    assert list(result.token_ids) == reference("probe_b", prompt)  # recomputed, exact
 
 
 async def test_adapter_kv_never_reaches_base_other_adapter_or_other_start(
     engine, tokenizer, invocations, reference
 ):
     conv = render(tokenizer, conversation(tokenizer, 700, skip=7))
-    answer_inv, certainty_inv = invocations["answerability"], invocations["certainty"]
+    answer_inv, probe_b_inv = invocations["probe_a"], invocations["probe_b"]
     base_before = await engine.generate(conv + answer_inv, GREEDY)
 
-    await engine.invoke("answerability", conv + answer_inv, GREEDY)
+    await engine.invoke("probe_a", conv + answer_inv, GREEDY)
     # vLLM's prefix cache now holds adapter KV for tokens >= s of this prompt.
     base_after = await engine.generate(conv + answer_inv, GREEDY)
     assert base_after.token_ids == base_before.token_ids
 
-    other_adapter = conv + certainty_inv
-    result = await engine.invoke("certainty", other_adapter, GREEDY)
-    assert list(result.token_ids) == reference("certainty", other_adapter)
+    other_adapter = conv + probe_b_inv
+    result = await engine.invoke("probe_b", other_adapter, GREEDY)
+    assert list(result.token_ids) == reference("probe_b", other_adapter)
 
     later_start = conv + answer_inv + tokenizer.encode("Please answer.", add_special_tokens=False)
     later_start += answer_inv  # the LAST occurrence is the start
-    result = await engine.invoke("answerability", later_start, GREEDY)
-    assert list(result.token_ids) == reference("answerability", later_start)
+    result = await engine.invoke("probe_a", later_start, GREEDY)
+    assert list(result.token_ids) == reference("probe_a", later_start)
 
 
 async def test_tenants_never_share_kv(engine, tokenizer, invocations):
-    inv = invocations["answerability"]
+    inv = invocations["probe_a"]
     prompt = render(tokenizer, conversation(tokenizer, 400, skip=8)) + inv
     blocks = len(prefix_keys(engine, prompt, inv))
     options = SamplingOptions(max_tokens=2)
-    acme = await engine.invoke("answerability", prompt, options, tenant="acme")
+    acme = await engine.invoke("probe_a", prompt, options, tenant="acme")
     before = engine.kv_store_stats().misses
-    globex = await engine.invoke("answerability", prompt, options, tenant="globex")
+    globex = await engine.invoke("probe_a", prompt, options, tenant="globex")
     assert engine.kv_store_stats().misses - before == blocks
     assert globex.token_ids == acme.token_ids
 
 
 async def test_prompt_without_invocation_is_rejected(engine, tokenizer):
     prompt = render(tokenizer, conversation(tokenizer, 300, skip=9))
-    with pytest.raises(InvocationNotFoundError, match="answerability"):
-        await engine.invoke("answerability", prompt, GREEDY)
+    with pytest.raises(InvocationNotFoundError, match="probe_a"):
+        await engine.invoke("probe_a", prompt, GREEDY)
     assert (await engine.generate(prompt, SamplingOptions(max_tokens=2))).usage.generated_tokens
 
 
 async def test_unknown_adapter_names_the_loaded_ones(engine):
-    with pytest.raises(UnknownAdapterError, match="certainty"):
+    with pytest.raises(UnknownAdapterError, match="probe_b"):
         await engine.invoke("citations", [1, 2, 3], GREEDY)

@@ -28,9 +28,10 @@ async def test_greedy_is_deterministic_and_logprobs_are_consistent(engine) -> No
     assert len(first.token_ids) == 8
     for token, step in zip(first.token_ids, first.logprobs, strict=True):
         # Greedy: the chosen token is the most likely one, with a real probability.
-        assert token in step
-        assert step[token] == max(step.values())
-        assert -math.inf < step[token] <= 0.0
+        assert step.chosen.token_id == token == step.top[0].token_id
+        assert step.chosen.logprob == max(t.logprob for t in step.top)
+        assert -math.inf < step.chosen.logprob <= 0.0
+        assert step.chosen.text == engine.tokenizer.decode([token])
 
 
 async def test_usage_reports_prompt_tokens_and_prefix_reuse(engine) -> None:

@@ -56,3 +56,21 @@ def _tasks_with_enough_text(tokenizer, target: int, skip: int) -> Iterator[dict]
 
 def _turns(task: dict) -> list[dict[str, str]]:
     return [{"role": ROLES[t["speaker"]], "content": t["text"]} for t in task["input"]]
+
+
+def rag_request(tokenizer, target_tokens: int, skip: int = 0, arguments: dict | None = None):
+    """An intrinsic request from a real MTRAG task: its turns, the reference answer as the
+    last assistant turn, and its documents trimmed so the whole is about
+    ``target_tokens`` long."""
+    from alora_serve.intrinsics.rewrite import Document, IntrinsicRequest
+
+    task = next(_tasks_with_enough_text(tokenizer, target_tokens, skip))
+    turns = [*_turns(task), {"role": "assistant", "content": task["targets"][0]["text"].strip()}]
+    budget = max(0, (target_tokens - _length(tokenizer, "", turns)) * 4)  # ~4 chars/token
+    documents = []
+    for context in task["contexts"]:
+        text = context["text"][:budget]
+        budget -= len(text)
+        if text:
+            documents.append(Document(doc_id=str(context["document_id"]), text=text))
+    return IntrinsicRequest(messages=turns, documents=documents, arguments=arguments or {})

@@ -16,11 +16,12 @@ class FakePrefill:
         self.calls: list[tuple[int, tuple[int, ...]]] = []
         self.fail = fail
 
-    async def __call__(self, tokens, order) -> None:
+    async def __call__(self, tokens, order) -> int:
         self.calls.append((len(tokens), order.blocks))
         await asyncio.sleep(0.01)
         if self.fail:
             raise RuntimeError("engine died")
+        return len(tokens)
 
 
 def manager(prefill, slots: int = 16) -> PrefixManager:
@@ -37,6 +38,7 @@ async def test_missing_prefix_is_prefilled_once_then_reused() -> None:
     async with prefixes.leased(tokens, "t"):
         pass
     assert prefill.calls == [(10, (0, 1, 2))]
+    assert (prefixes.fills, prefixes.filled_tokens) == (1, 10)
     assert prefixes.store.pool.stats().pinned_blocks == 0
 
 

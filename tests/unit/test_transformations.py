@@ -52,12 +52,27 @@ def test_likelihood_of_an_integer_category() -> None:
     assert rule.apply(7, ctx("7", tokens)) == {"certainty": pytest.approx(0.6 * 0.75 + 0.4 * 0.85)}
 
 
-def test_likelihood_needs_logprobs_and_aligned_tokens() -> None:
+def test_likelihood_needs_logprobs_covering_the_value() -> None:
     rule = Likelihood([], {"yes": 1.0})
     with pytest.raises(TransformationError, match="needs logprobs"):
         rule.apply("yes", ctx('"yes"'))
-    with pytest.raises(TransformationError, match="no generated token starts at offset 1"):
-        rule.apply("yes", ctx('"yes"', [TokenLogprobs('"ye', -0.1), TokenLogprobs('s"', -0.1)]))
+    with pytest.raises(TransformationError, match="no generated token covers offset 1"):
+        rule.apply("yes", ctx('"yes"', [TokenLogprobs('"', -0.1)]))
+
+
+def test_likelihood_with_the_quote_fused_into_the_first_token() -> None:
+    # SmolLM2 may emit '"un' as one token: alternatives are compared after the quote, and
+    # one without it ('un') or with nothing after it ('"') says nothing about a category.
+    top = (
+        ('"un', math.log(0.3)),
+        ('"ans', math.log(0.6)),
+        ("un", math.log(0.05)),
+        ('"', math.log(0.05)),
+    )
+    tokens = [TokenLogprobs('"un', math.log(0.3), top), TokenLogprobs('answerable"', -0.01)]
+    rule = Likelihood([], {"answerable": 1.0, "unanswerable": 0.0})
+    result = rule.apply("unanswerable", ctx('"unanswerable"', tokens))
+    assert result == pytest.approx(0.6 / 0.9)
 
 
 def test_explode_then_drop_duplicates() -> None:

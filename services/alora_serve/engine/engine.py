@@ -8,6 +8,7 @@ connector, so vLLM computes only tokens >= s, with the adapter: PEFT's aLoRA, ex
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import uuid
 from collections.abc import Sequence
@@ -22,6 +23,7 @@ from alora_serve.adapters import (
     vllm_lora_dir,
 )
 from alora_serve.engine import vllm_glue
+from alora_serve.engine.chat_template import ChatRenderer
 from alora_serve.engine.config import EngineConfig
 from alora_serve.engine.errors import KVLoadError, RequestFailedError, UnknownAdapterError
 from alora_serve.engine.prefixes import PrefixManager
@@ -58,6 +60,7 @@ class Engine:
         self.config = config
         self.checkpoint = checkpoint
         self.tokenizer = llm.get_tokenizer()
+        self.renderer = ChatRenderer(self.tokenizer)
         self.adapters = adapters
         self._llm = llm
         self._arena = arena
@@ -91,14 +94,9 @@ class Engine:
     # -- public API ------------------------------------------------------------------
 
     def render_chat(self, messages: Sequence[ChatMessage]) -> list[int]:
-        """Prompt tokens for the next assistant turn, through the model's chat template."""
-        if not messages:
-            raise ValueError("a chat needs at least one message")
-        text = self.tokenizer.apply_chat_template(
-            [m.model_dump() for m in messages], add_generation_prompt=True, tokenize=False
-        )
-        # The template already spells out every special token; encode it verbatim.
-        return self.tokenizer.encode(text, add_special_tokens=False)
+        """Prompt tokens for the next assistant turn, through the model's chat template
+        (control tokens inside messages are escaped: see ``ChatRenderer``)."""
+        return self.renderer.render(messages)
 
     async def chat(self, messages: Sequence[ChatMessage], options: SamplingOptions) -> Generation:
         return await self.generate(self.render_chat(messages), options)
@@ -136,6 +134,13 @@ class Engine:
             logger.warning("prefix KV for %r failed verification; recomputing", adapter)
             return await self._invoke_alora(loaded, prompt, start, options, tenant)
 
+    @contextlib.asynccontextmanager
+    async def shared_prefix(self, tokens: Sequence[int], tenant: str = DEFAULT_TENANT):
+        """Hold the base KV of ``tokens`` (computing it once) while several calls that
+        start with them run: they reuse it instead of each prefilling it."""
+        async with self.prefixes.leased(tokens, tenant):
+            yield
+
     def kv_store_stats(self) -> PoolStats:
         return self.prefixes.store.pool.stats()
 
@@ -172,8 +177,9 @@ class Engine:
                 cache_salt=f"alora:{loaded.spec.name}:{start}",
             )
 
-    async def _prefill_and_save(self, prefix: Sequence[int], order: SaveOrder) -> None:
-        await self._run(prefix, SamplingOptions(max_tokens=1), kv_params=to_params(order))
+    async def _prefill_and_save(self, prefix: Sequence[int], order: SaveOrder) -> int:
+        result = await self._run(prefix, SamplingOptions(max_tokens=1), kv_params=to_params(order))
+        return result.usage.computed_prompt_tokens
 
     async def _run(
         self,

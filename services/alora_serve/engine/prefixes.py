@@ -11,7 +11,8 @@ from alora_serve.kv.hashing import BlockKey
 from alora_serve.kv.orders import SaveOrder
 from alora_serve.kv.prefix_store import PrefixLease, PrefixStore
 
-Prefill = Callable[[Sequence[int], SaveOrder], Awaitable[None]]
+# Computes the base KV of a prefix and saves it as ordered; returns the tokens computed.
+Prefill = Callable[[Sequence[int], SaveOrder], Awaitable[int]]
 
 
 class KeyedLocks:
@@ -43,6 +44,8 @@ class PrefixManager:
         self.store = store
         self._prefill = prefill
         self._fills = KeyedLocks()
+        self.fills = 0
+        self.filled_tokens = 0  # prompt tokens the base model computed for fills
 
     @contextlib.asynccontextmanager
     async def leased(self, tokens: Sequence[int], tenant: str) -> AsyncIterator[PrefixLease]:
@@ -68,8 +71,10 @@ class PrefixManager:
                 return lease  # filled by whoever held the lock before us
             plan = self.store.plan_fill(keys, len(tokens))
             try:
-                await self._prefill(tokens, plan.save_order())
+                computed = await self._prefill(tokens, plan.save_order())
             except BaseException:
                 self.store.abort(plan)
                 raise
+            self.fills += 1
+            self.filled_tokens += computed
             return self.store.commit(plan)

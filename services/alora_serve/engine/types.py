@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -28,6 +28,9 @@ class SamplingOptions(BaseModel):
     seed: int | None = None
     logprobs: int | None = Field(default=None, ge=0, le=20, description="top-k logprobs per token")
     ignore_eos: bool = False
+    json_schema: dict[str, Any] | None = Field(
+        default=None, description="constrain the output to JSON valid under this schema"
+    )
 
 
 @dataclass(frozen=True)
@@ -42,10 +45,25 @@ class Usage:
 
 
 @dataclass(frozen=True)
+class TokenLogprob:
+    token_id: int
+    text: str
+    logprob: float
+
+
+@dataclass(frozen=True)
+class StepLogprobs:
+    """One generated token and the most likely tokens at its position (most likely
+    first; the chosen token is among them when it ranks in the top k)."""
+
+    chosen: TokenLogprob
+    top: tuple[TokenLogprob, ...]
+
+
+@dataclass(frozen=True)
 class Generation:
     text: str
     token_ids: tuple[int, ...]
     finish_reason: str | None
     usage: Usage
-    # Per generated token: {token_id: logprob} for the sampled and top-k tokens.
-    logprobs: tuple[dict[int, float], ...] | None = None
+    logprobs: tuple[StepLogprobs, ...] | None = None

@@ -7,7 +7,13 @@ from collections.abc import Sequence
 from typing import Any
 
 from alora_serve.engine.config import EngineConfig
-from alora_serve.engine.types import Generation, SamplingOptions, Usage
+from alora_serve.engine.types import (
+    Generation,
+    SamplingOptions,
+    StepLogprobs,
+    TokenLogprob,
+    Usage,
+)
 from alora_serve.kv.arena import ArenaSpec
 from alora_serve.kv.connector import ARENA_KEY, CONNECTOR_MODULE, CONNECTOR_NAME
 from alora_serve.model import ModelCheckpoint
@@ -16,7 +22,7 @@ from alora_serve.model import ModelCheckpoint
 def engine_args(
     config: EngineConfig, checkpoint: ModelCheckpoint, arena: ArenaSpec, max_lora_rank: int | None
 ):
-    from vllm.config import KVTransferConfig
+    from vllm.config import KVTransferConfig, StructuredOutputsConfig
     from vllm.engine.arg_utils import AsyncEngineArgs
 
     # vLLM-CPU binds OpenMP threads to all cores by default; respect an explicit choice.
@@ -36,6 +42,9 @@ def engine_args(
         enable_prefix_caching=config.enable_prefix_caching,
         seed=config.seed,
         disable_log_stats=True,
+        # Constrained JSON without free whitespace: a bounded schema then bounds the output
+        # length, so a big enough max_tokens guarantees complete JSON.
+        structured_outputs_config=StructuredOutputsConfig(disable_any_whitespace=True),
         kv_transfer_config=KVTransferConfig(
             kv_connector=CONNECTOR_NAME,
             kv_connector_module_path=CONNECTOR_MODULE,
@@ -49,7 +58,11 @@ def engine_args(
 
 def sampling_params(options: SamplingOptions, kv_params: dict[str, Any] | None = None):
     from vllm import SamplingParams
+    from vllm.sampling_params import StructuredOutputsParams
 
+    structured = None
+    if options.json_schema is not None:
+        structured = StructuredOutputsParams(json=options.json_schema)
     return SamplingParams(
         max_tokens=options.max_tokens,
         temperature=options.temperature,
@@ -57,6 +70,7 @@ def sampling_params(options: SamplingOptions, kv_params: dict[str, Any] | None =
         seed=options.seed,
         logprobs=options.logprobs,
         ignore_eos=options.ignore_eos,
+        structured_outputs=structured,
         extra_args={"kv_transfer_params": kv_params} if kv_params else None,
     )
 
@@ -75,7 +89,8 @@ def to_generation(output: Any) -> Generation:
     logprobs = None
     if completion.logprobs is not None:
         logprobs = tuple(
-            {token: entry.logprob for token, entry in step.items()} for step in completion.logprobs
+            _step_logprobs(token, step)
+            for token, step in zip(completion.token_ids, completion.logprobs, strict=True)
         )
     return Generation(
         text=completion.text,
@@ -88,3 +103,12 @@ def to_generation(output: Any) -> Generation:
         ),
         logprobs=logprobs,
     )
+
+
+def _step_logprobs(chosen: int, step: dict[int, Any]) -> StepLogprobs:
+    def entry(token_id: int) -> TokenLogprob:
+        logprob = step[token_id]
+        return TokenLogprob(token_id, logprob.decoded_token or "", logprob.logprob)
+
+    ranked = sorted(step, key=lambda t: step[t].rank if step[t].rank is not None else 0)
+    return StepLogprobs(chosen=entry(chosen), top=tuple(entry(t) for t in ranked))

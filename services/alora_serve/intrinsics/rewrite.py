@@ -79,7 +79,7 @@ def rewrite_request(config: IOConfig, request: IntrinsicRequest) -> RewrittenReq
         else:
             documents, sentences[source] = _tag_documents(documents, prefix)
     if config.docs_as_message is not None and documents:
-        messages.insert(0, _documents_message(documents, config.docs_as_message))
+        messages.insert(0, documents_message(documents, config.docs_as_message))
         documents = []
     if config.instruction is not None:
         text = config.instruction.format(
@@ -143,7 +143,7 @@ def _tag_documents(
     return tagged_documents, tuple(sentences)
 
 
-def _documents_message(documents: Sequence[Document], style: str) -> ChatMessage:
+def documents_message(documents: Sequence[Document], style: str) -> ChatMessage:
     if style == "json":
         content = json.dumps([d.model_dump() for d in documents])
     else:

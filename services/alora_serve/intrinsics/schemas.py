@@ -7,6 +7,8 @@ schema is derived from its response format (see ``IOConfig.result_schema``).
 from __future__ import annotations
 
 import copy
+import json
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -72,3 +74,36 @@ def replace_node(node: Schema, replacement: Schema) -> None:
 
 def object_schema(properties: dict[str, Schema]) -> Schema:
     return {"type": "object", "properties": properties, "required": list(properties)}
+
+
+# Compact JSON (the engine disables free whitespace); xgrammar 0.2.8 may still put a space
+# after a comma, so separators count 2 characters. A string character may be a \uXXXX escape.
+_SEPARATOR, _ESCAPED_CHAR = 2, 6
+_SCALAR_CHARS = {"boolean": 5, "null": 4}
+
+
+def max_json_chars(schema: Schema) -> float:
+    """Upper bound on the length of any JSON text valid under ``schema`` (with refs
+    inlined), or ``math.inf`` if the schema does not bound it."""
+    if "enum" in schema:
+        return max(len(json.dumps(value)) for value in schema["enum"])
+    if "const" in schema:
+        return len(json.dumps(schema["const"]))
+    options = schema.get("anyOf") or schema.get("oneOf")
+    if options:
+        return max(max_json_chars(option) for option in options)
+    kind = schema.get("type")
+    if kind in _SCALAR_CHARS:
+        return _SCALAR_CHARS[kind]
+    if kind == "integer" and "minimum" in schema and "maximum" in schema:
+        return max(len(str(int(schema["minimum"]))), len(str(int(schema["maximum"]))))
+    if kind == "string" and "maxLength" in schema:
+        return 2 + _ESCAPED_CHAR * schema["maxLength"]
+    if kind == "array" and "maxItems" in schema:
+        count = schema["maxItems"]
+        return 2 + count * max_json_chars(schema.get("items", {})) + max(count - 1, 0) * _SEPARATOR
+    if kind == "object" and schema.get("additionalProperties", False) is False:
+        properties = schema.get("properties", {})
+        members = [len(json.dumps(k)) + 1 + max_json_chars(v) for k, v in properties.items()]
+        return 2 + sum(members) + max(len(members) - 1, 0) * _SEPARATOR
+    return math.inf

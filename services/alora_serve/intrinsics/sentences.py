@@ -128,13 +128,22 @@ class DecodeSentences(Transformation):
             required.extend(n for n in self.output_names.values() if n not in required)
 
     def bound_numbers(self, schema: Schema, count: int) -> None:
-        """Constrain (in place) the sentence numbers of a response format to the ``count``
-        sentences a request has, so decoding cannot name one that does not exist. Arrays at
-        the path hold numbers for ``explode`` to flatten; their items are bounded."""
+        """Constrain (in place) a response format to the ``count`` sentences a request
+        has, so decoding can neither name a sentence that does not exist nor go on
+        forever: numbers lie in ``[0, count)``, arrays at the path (for ``explode``) hold
+        at most ``count`` numbers, and a list of records about the last message's
+        sentences holds at most one record per sentence."""
         for node in schema_nodes(schema, self.input_path):
-            numbers = node.get("items", {}) if node.get("type") == "array" else node
+            numbers = node
+            if node.get("type") == "array":
+                node["maxItems"] = min(node.get("maxItems", count), count)
+                numbers = node.setdefault("items", {})
             numbers["minimum"] = max(numbers.get("minimum", 0), 0)
             numbers["maximum"] = min(numbers.get("maximum", count - 1), count - 1)
+        if self.source == "last_message" and self.input_path[-2:-1] == (None,):
+            for records in schema_nodes(schema, self.input_path[:-2]):
+                if records.get("type") == "array":
+                    records["maxItems"] = min(records.get("maxItems", count), count)
 
     def _sentence(
         self, number: Any, path: Path, tables: Mapping[str, Sequence[Sentence]]

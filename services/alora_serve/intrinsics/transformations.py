@@ -102,16 +102,19 @@ class Likelihood(Transformation):
         literal = get_path(context.positions, path)
         if not isinstance(literal, Literal) or literal.value != node:
             raise self.fail(path, "the value is not a literal of the raw output")
-        chosen = self._first_token(literal, context.logprobs, path)
+        chosen, lead = self._value_token(literal, context.logprobs, path)
         weighted: list[tuple[float, float]] = []
         category = self._category_key(node)
         if category is not None:
             weighted.append((self.categories[category], math.exp(chosen.logprob)))
         for token, logprob in chosen.top:
-            if token == chosen.token:
+            # An alternative counts for the first category it begins, once the characters
+            # it shares with the chosen token before the value (e.g. a quote) are skipped.
+            start = token[lead:]
+            if token == chosen.token or token[:lead] != chosen.token[:lead] or not start:
                 continue
             for category, category_value in self.categories.items():
-                if str(category).startswith(token):
+                if str(category).startswith(start):
                     weighted.append((category_value, math.exp(logprob)))
                     break
         total = sum(weight for _, weight in weighted)
@@ -125,18 +128,21 @@ class Likelihood(Transformation):
                 return category
         return None
 
-    def _first_token(self, literal: Literal, tokens: Sequence[TokenLogprobs], path: Path):
+    def _value_token(
+        self, literal: Literal, tokens: Sequence[TokenLogprobs], path: Path
+    ) -> tuple[TokenLogprobs, int]:
+        """The generated token holding the value's first character, and how many of its
+        characters come before it (granite's tokens start at the value: 0; a tokenizer
+        may fuse the opening quote with the first letters)."""
         if not tokens:
             raise self.fail(path, "needs logprobs (request them with top_logprobs)")
         offset = literal.begin + (1 if isinstance(literal.value, str) else 0)
         position = 0
         for token in tokens:
-            if position == offset:
-                return token
-            if position > offset:
-                break
+            if position <= offset < position + len(token.token):
+                return token, offset - position
             position += len(token.token)
-        raise self.fail(path, f"no generated token starts at offset {offset}")
+        raise self.fail(path, f"no generated token covers offset {offset}")
 
 
 class Explode(Transformation):

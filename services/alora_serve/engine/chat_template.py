@@ -1,0 +1,89 @@
+"""Conversations -> prompt tokens through the model's chat template, safely.
+
+Callers' text (message contents, documents) is data, never markup: if it contains the
+model's control tokens (``<|im_start|>``, ``<|im_end|>``, ...), those characters are
+tokenized as ordinary text, so a message cannot open a role, end a turn or spell an
+adapter's invocation sequence. The text reaches the model unchanged otherwise; we escape
+rather than reject because documents legitimately quote such strings (code, chat logs).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from alora_serve.engine.types import ChatMessage
+
+# Private-use code points: cannot come from the template, and callers' text containing
+# them is escaped like control tokens (see _needs_escaping).
+_OPEN, _CLOSE = "\ue000", "\ue001"
+_PLACEHOLDER = re.compile(f"{_OPEN}(\\d+){_CLOSE}")
+
+
+class ChatRenderer:
+    def __init__(self, tokenizer: Any) -> None:
+        self.tokenizer = tokenizer
+        self.control_tokens = tuple(
+            token.content for token in tokenizer.added_tokens_decoder.values() if token.special
+        )
+        self.supports_documents = "documents" in (tokenizer.chat_template or "")
+
+    def render(
+        self,
+        messages: Sequence[ChatMessage],
+        documents: Sequence[dict[str, str]] = (),
+        generation_prompt: bool = True,
+    ) -> list[int]:
+        """Prompt tokens of ``messages`` (and ``documents``, for templates that take them),
+        ending with the assistant's turn opener if ``generation_prompt``."""
+        if not messages:
+            raise ValueError("a chat needs at least one message")
+        if documents and not self.supports_documents:
+            raise ValueError(
+                "this model's chat template takes no documents; send them as a message"
+            )
+        texts = [m.content for m in messages] + [d["text"] for d in documents]
+        if not any(self._needs_escaping(text) for text in texts):
+            return self._encode(self._template(messages, documents, generation_prompt))
+        # Render with placeholders, then tokenize the callers' texts with control tokens
+        # split into ordinary characters.
+        masked_messages = [
+            m.model_copy(update={"content": f"{_OPEN}{i}{_CLOSE}"}) for i, m in enumerate(messages)
+        ]
+        masked_documents = [
+            {**d, "text": f"{_OPEN}{len(messages) + i}{_CLOSE}"} for i, d in enumerate(documents)
+        ]
+        rendered = self._template(masked_messages, masked_documents, generation_prompt)
+        tokens: list[int] = []
+        for i, piece in enumerate(_PLACEHOLDER.split(rendered)):
+            if i % 2 == 0:
+                tokens += self._encode(piece)
+            else:
+                tokens += self._encode(texts[int(piece)], as_text=True)
+        return tokens
+
+    def _needs_escaping(self, text: str) -> bool:
+        return _OPEN in text or _CLOSE in text or any(t in text for t in self.control_tokens)
+
+    def _template(
+        self,
+        messages: Sequence[ChatMessage],
+        documents: Sequence[dict[str, str]],
+        generation_prompt: bool,
+    ) -> str:
+        extra = {"documents": list(documents)} if documents else {}
+        return self.tokenizer.apply_chat_template(
+            [m.model_dump() for m in messages],
+            add_generation_prompt=generation_prompt,
+            tokenize=False,
+            **extra,
+        )
+
+    def _encode(self, text: str, as_text: bool = False) -> list[int]:
+        if not text:
+            return []
+        # The template spells out its special tokens; callers' text never does.
+        return self.tokenizer(text, add_special_tokens=False, split_special_tokens=as_text)[
+            "input_ids"
+        ]

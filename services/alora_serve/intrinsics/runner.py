@@ -1,0 +1,172 @@
+"""Running intrinsics on the engine: rewrite, render, constrained decoding, output
+processing; several intrinsics on one conversation share its base prefix."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from alora_serve.engine import Engine
+from alora_serve.engine.types import Generation, SamplingOptions, Usage
+from alora_serve.intrinsics.catalog import Catalog, Intrinsic
+from alora_serve.intrinsics.output import OutputParseError, process_output
+from alora_serve.intrinsics.rewrite import (
+    IntrinsicInputError,
+    IntrinsicRequest,
+    RewrittenRequest,
+    documents_message,
+    rewrite_request,
+)
+from alora_serve.intrinsics.schemas import max_json_chars
+from alora_serve.intrinsics.transformations import TokenLogprobs, TransformationError
+
+DEFAULT_MAX_TOKENS = 256
+
+
+class InputTooLongError(IntrinsicInputError):
+    """The rendered prompt plus the intrinsic's output would not fit the model."""
+
+
+class IntrinsicOutputError(RuntimeError):
+    """The adapter's output could not be turned into a result (e.g. cut at max tokens)."""
+
+
+@dataclass(frozen=True)
+class IntrinsicResult:
+    name: str
+    result: Any
+    raw_output: str
+    usage: Usage
+    seconds: float
+
+
+@dataclass(frozen=True)
+class PreparedCall:
+    intrinsic: Intrinsic
+    rewritten: RewrittenRequest
+    prompt: tuple[int, ...]
+    adapter_start: int  # tokens before this run on the base model (aLoRA); 0 for LoRA
+    options: SamplingOptions
+
+
+class IntrinsicRunner:
+    def __init__(self, engine: Engine, catalog: Catalog) -> None:
+        self.engine = engine
+        self.catalog = catalog
+
+    def prepare(self, name: str, request: IntrinsicRequest) -> PreparedCall:
+        """Everything up to the engine call; bad input fails here, before any work."""
+        intrinsic = self.catalog.get(name)
+        if intrinsic.requires_documents and not request.documents:
+            raise IntrinsicInputError(f"intrinsic {name!r} needs documents; the request has none")
+        rewritten = rewrite_request(intrinsic.config, request)
+        conversation = self._render(rewritten, intrinsic.adapter.invocation_tokens is None)
+        invocation = intrinsic.adapter.invocation_tokens or ()
+        prompt = (*conversation, *invocation)
+        room = self.engine.config.max_model_len - len(prompt)
+        wanted = _max_tokens(rewritten)
+        if wanted > room:
+            raise InputTooLongError(
+                f"input too long for {name!r}: {len(prompt)} prompt tokens plus up to "
+                f"{wanted} generated exceed the model's {self.engine.config.max_model_len}; "
+                "shorten the conversation or documents"
+            )
+        # Enough tokens for the longest output the schema allows (each token is at least
+        # one character), so constrained decoding always completes the JSON, if it fits.
+        bound = max_json_chars(rewritten.response_schema or {}) + 1  # + end of text
+        max_tokens = wanted if math.isinf(bound) else int(min(max(wanted, bound), room))
+        start = len(conversation) if invocation else 0
+        return PreparedCall(intrinsic, rewritten, prompt, start, _sampling(rewritten, max_tokens))
+
+    async def run(self, name: str, request: IntrinsicRequest, tenant: str) -> IntrinsicResult:
+        return await self.execute(self.prepare(name, request), tenant)
+
+    async def run_many(
+        self, names: Sequence[str], request: IntrinsicRequest, tenant: str
+    ) -> list[IntrinsicResult]:
+        """Several intrinsics on one conversation: its base KV is computed once and held
+        while the adapters run, batched, on their own suffixes."""
+        if len(set(names)) != len(names):
+            raise IntrinsicInputError(f"intrinsics named more than once in {list(names)}")
+        calls = [self.prepare(name, request) for name in names]
+        shared = _common_prefix([c.prompt[: c.adapter_start] for c in calls if c.adapter_start])
+        block = self.engine.config.block_size
+        shared = shared[: len(shared) // block * block]
+        async with contextlib.AsyncExitStack() as stack:
+            if len(calls) > 1 and shared:
+                await stack.enter_async_context(self.engine.shared_prefix(shared, tenant))
+            return list(await asyncio.gather(*(self.execute(c, tenant) for c in calls)))
+
+    async def execute(self, call: PreparedCall, tenant: str) -> IntrinsicResult:
+        started = time.perf_counter()
+        name = call.intrinsic.name
+        generation = await self.engine.invoke(name, call.prompt, call.options, tenant)
+        if generation.finish_reason == "length":
+            raise IntrinsicOutputError(
+                f"{name!r} output reached its {call.options.max_tokens} token limit before "
+                "its JSON was complete; raise max_completion_tokens in its io.yaml"
+            )
+        try:
+            result = process_output(
+                call.intrinsic.config,
+                generation.text,
+                _token_logprobs(generation),
+                call.rewritten.sentences,
+            )
+        except (OutputParseError, TransformationError) as exc:
+            raise IntrinsicOutputError(f"{name!r}: {exc}") from None
+        return IntrinsicResult(
+            name, result, generation.text, generation.usage, time.perf_counter() - started
+        )
+
+    def _render(self, rewritten: RewrittenRequest, generation_prompt: bool) -> list[int]:
+        renderer = self.engine.renderer
+        messages, documents = list(rewritten.messages), list(rewritten.documents)
+        if documents and not renderer.supports_documents:
+            messages.insert(0, documents_message(documents, "string"))
+            documents = []
+        return renderer.render(
+            messages, [d.model_dump() for d in documents], generation_prompt=generation_prompt
+        )
+
+
+def _max_tokens(rewritten: RewrittenRequest) -> int:
+    parameters = rewritten.parameters
+    wanted = parameters.get("max_completion_tokens", parameters.get("max_tokens"))
+    return wanted or DEFAULT_MAX_TOKENS
+
+
+def _sampling(rewritten: RewrittenRequest, max_tokens: int) -> SamplingOptions:
+    return SamplingOptions(
+        max_tokens=max_tokens,
+        temperature=rewritten.parameters.get("temperature", 0.0),
+        logprobs=rewritten.top_logprobs,
+        json_schema=rewritten.response_schema,
+    )
+
+
+def _token_logprobs(generation: Generation) -> list[TokenLogprobs]:
+    return [
+        TokenLogprobs(
+            token=step.chosen.text,
+            logprob=step.chosen.logprob,
+            top=tuple((t.text, t.logprob) for t in step.top),
+        )
+        for step in generation.logprobs or ()
+    ]
+
+
+def _common_prefix(prompts: Sequence[Sequence[int]]) -> tuple[int, ...]:
+    if not prompts:
+        return ()
+    length = min(len(p) for p in prompts)
+    for i in range(length):
+        if any(p[i] != prompts[0][i] for p in prompts):
+            length = i
+            break
+    return tuple(prompts[0][:length])
