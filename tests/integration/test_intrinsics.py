@@ -48,14 +48,33 @@ async def test_citations_point_into_the_callers_text(runner, tokenizer) -> None:
 
 
 async def test_several_intrinsics_share_one_base_prefill(runner, engine, tokenizer) -> None:
-    names = ["answerability", "uncertainty", "query_rewrite"]  # same prefix: no instruction
-    request = request_for(tokenizer, "answerability", tokens=900, skip=3)
-    fills_before = engine.prefixes.fills
-    together = await runner.run_many(names, request, tenant="t")
-    assert engine.prefixes.fills - fills_before == 1
-    alone = [await runner.run(name, request, tenant="t") for name in names]
+    # The first two run on the bare conversation, the others append an instruction.
+    names = ["answerability", "uncertainty", "requirement_check", "context_relevance"]
+    request = rag_request(tokenizer, 900, skip=3)
+    calls = [runner.prepare(n, _with_own_arguments(request, n)) for n in names]
+    prefixes = [call.prompt[: call.adapter_start] for call in calls]
+    block = engine.config.block_size
+    shared = next(
+        (i for i, column in enumerate(zip(*prefixes, strict=False)) if len(set(column)) > 1),
+        min(map(len, prefixes)),
+    )
+    common = shared // block * block
+    before = (engine.prefixes.fills, engine.prefixes.filled_tokens)
+
+    together = await runner.run_many(names, request, "t", arguments=ARGUMENTS)
+
+    filled = engine.prefixes.filled_tokens - before[1]
+    # The conversation is computed once; each intrinsic computes only what follows it.
+    assert filled <= common + sum(len(p) - common for p in prefixes)
+    assert filled < sum(len(p) for p in prefixes) / 2
+    fills = engine.prefixes.fills
+    alone = [await runner.run(n, _with_own_arguments(request, n), "t") for n in names]
     assert [r.raw_output for r in together] == [r.raw_output for r in alone]
-    assert engine.prefixes.fills - fills_before == 1  # the separate calls reused it too
+    assert engine.prefixes.fills == fills  # the separate calls found every prefix stored
+
+
+def _with_own_arguments(request: IntrinsicRequest, name: str) -> IntrinsicRequest:
+    return request.model_copy(update={"arguments": ARGUMENTS.get(name, {})})
 
 
 async def test_user_text_cannot_open_a_role_or_invoke_an_adapter(runner, engine) -> None:

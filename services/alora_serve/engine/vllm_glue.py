@@ -44,7 +44,9 @@ def engine_args(
         disable_log_stats=True,
         # Constrained JSON without free whitespace: a bounded schema then bounds the output
         # length, so a big enough max_tokens guarantees complete JSON.
-        structured_outputs_config=StructuredOutputsConfig(disable_any_whitespace=True),
+        structured_outputs_config=StructuredOutputsConfig(
+            backend="xgrammar", disable_any_whitespace=True
+        ),
         kv_transfer_config=KVTransferConfig(
             kv_connector=CONNECTOR_NAME,
             kv_connector_module_path=CONNECTOR_MODULE,

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -87,20 +87,45 @@ class IntrinsicRunner:
         return await self.execute(self.prepare(name, request), tenant)
 
     async def run_many(
-        self, names: Sequence[str], request: IntrinsicRequest, tenant: str
+        self,
+        names: Sequence[str],
+        request: IntrinsicRequest,
+        tenant: str,
+        arguments: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> list[IntrinsicResult]:
         """Several intrinsics on one conversation: its base KV is computed once and held
-        while the adapters run, batched, on their own suffixes."""
+        while the adapters run, batched, on their own suffixes. ``arguments`` gives an
+        intrinsic its own arguments (instead of ``request.arguments``)."""
+        arguments = arguments or {}
         if len(set(names)) != len(names):
             raise IntrinsicInputError(f"intrinsics named more than once in {list(names)}")
-        calls = [self.prepare(name, request) for name in names]
-        shared = _common_prefix([c.prompt[: c.adapter_start] for c in calls if c.adapter_start])
-        block = self.engine.config.block_size
-        shared = shared[: len(shared) // block * block]
+        stray = sorted(set(arguments) - set(names))
+        if stray:
+            raise IntrinsicInputError(f"arguments given for intrinsics not called: {stray}")
+        calls = [
+            self.prepare(
+                name,
+                request.model_copy(update={"arguments": dict(arguments[name])})
+                if name in arguments
+                else request,
+            )
+            for name in names
+        ]
+        shared = self._shared_prefix(calls)
         async with contextlib.AsyncExitStack() as stack:
             if len(calls) > 1 and shared:
                 await stack.enter_async_context(self.engine.shared_prefix(shared, tenant))
             return list(await asyncio.gather(*(self.execute(c, tenant) for c in calls)))
+
+    def _shared_prefix(self, calls: Sequence[PreparedCall]) -> tuple[int, ...]:
+        """The base prefix all aLoRA calls start with. Where they go on differently, only
+        its whole blocks: a partial block would be stored for nobody."""
+        prefixes = [c.prompt[: c.adapter_start] for c in calls if c.adapter_start]
+        shared = _common_prefix(prefixes)
+        if any(len(p) != len(shared) for p in prefixes):
+            block = self.engine.config.block_size
+            shared = shared[: len(shared) // block * block]
+        return shared
 
     async def execute(self, call: PreparedCall, tenant: str) -> IntrinsicResult:
         started = time.perf_counter()
