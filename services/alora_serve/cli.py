@@ -40,6 +40,18 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
     serve.set_defaults(run=_serve)
 
+    pipeline = commands.add_parser(
+        "example-pipeline",
+        help="run the RAG intrinsics pipeline (docs/intrinsics.md) on the embedded model",
+    )
+    pipeline.add_argument(
+        "--library",
+        default=None,
+        help="adapter library with the pipeline's intrinsics (default: seeded stand-ins, "
+        "made once in the cache)",
+    )
+    pipeline.set_defaults(run=_example_pipeline)
+
     chat = commands.add_parser("chat", help="send one chat message to a running server")
     chat.add_argument("message")
     chat.add_argument("--url", default="http://127.0.0.1:8000")
@@ -132,6 +144,14 @@ def _print_banner(host: str, port: int) -> None:
         "Press Ctrl-C to stop.",
         flush=True,
     )
+
+
+def _example_pipeline(args: argparse.Namespace) -> int:
+    from alora_serve.examples.rag_pipeline import run_example
+
+    result = asyncio.run(run_example(args.library, progress=lambda line: print(line, flush=True)))
+    print(json.dumps(result.to_dict(), indent=2))
+    return 0
 
 
 def _chat(args: argparse.Namespace) -> int:

@@ -13,6 +13,7 @@ from pathlib import Path
 from tqdm import tqdm
 
 from alora_serve.adapters.synthetic import make_adapter
+from alora_serve.fsutil import atomic_directory
 from alora_serve.intrinsics.builtins import builtin_names
 from alora_serve.model import ModelCheckpoint
 
@@ -31,7 +32,8 @@ def make_library(
     older_layout: Collection[str] = (),
 ) -> Path:
     """Write ``root/<name>/<base>/alora`` (or the older ``root/<name>/alora/<base>`` for
-    names in ``older_layout``) for each intrinsic; existing adapters are kept."""
+    names in ``older_layout``) for each intrinsic; existing adapters are kept, and an
+    interrupted run leaves none half-written."""
     from transformers import AutoTokenizer
 
     tokenizer = AutoTokenizer.from_pretrained(checkpoint.path)
@@ -39,7 +41,11 @@ def make_library(
     for i, name in enumerate(tqdm(names, desc="seeded intrinsic adapters", unit="adapter")):
         parts = ("alora", checkpoint.name) if name in older_layout else (checkpoint.name, "alora")
         target = root.joinpath(name, *parts)
-        if not (target / "adapter_config.json").is_file():
-            invocation = tokenizer.encode(invocation_text(name), add_special_tokens=False)
-            make_adapter(checkpoint.path, target, seed=first_seed + i, invocation_tokens=invocation)
+        if target.is_dir():
+            continue
+        invocation = tokenizer.encode(invocation_text(name), add_special_tokens=False)
+        with atomic_directory(target) as scratch:
+            make_adapter(
+                checkpoint.path, scratch, seed=first_seed + i, invocation_tokens=invocation
+            )
     return root

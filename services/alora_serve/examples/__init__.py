@@ -1,0 +1,1 @@
+"""Runnable examples of using alora-serve's intrinsics."""
