@@ -21,11 +21,11 @@ import time
 from pathlib import Path
 
 from alora_serve.adapters import read_adapter
+from alora_serve.adapters.synthetic import make_adapter
 from alora_serve.engine import Engine, EngineConfig, SamplingOptions
 from alora_serve.model import resolve_model
 from bench.report import write_report
 from tests.support.conversations import conversation, render
-from tests.support.peft_adapters import make_adapter
 
 NEW_TOKENS = 8
 INVOCATION = "<|im_start|>answerability\n"

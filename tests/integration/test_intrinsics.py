@@ -13,6 +13,7 @@ from alora_serve.intrinsics.rewrite import Document, IntrinsicInputError, Intrin
 from alora_serve.intrinsics.runner import InputTooLongError
 from alora_serve.intrinsics.synthetic_library import invocation_text
 from tests.support.conversations import rag_request
+from tests.support.peft_adapters import peft_next_token_logprobs
 
 pytestmark = pytest.mark.engine
 
@@ -124,3 +125,22 @@ async def test_engine_still_serves_after_bad_input(runner, engine, tokenizer) ->
         [ChatMessage(role="user", content="Hi")], SamplingOptions(max_tokens=2)
     )
     assert result.usage.generated_tokens == 2
+
+
+async def test_likelihood_inputs_equal_pefts_distribution(runner, engine, tokenizer) -> None:
+    """The logprobs a likelihood is computed from are PEFT's aLoRA distribution (fp32),
+    for every generated token and every top alternative."""
+    call = runner.prepare("answerability", request_for(tokenizer, "answerability", tokens=300))
+    generation = await engine.invoke("answerability", call.prompt, call.options, "t")
+    adapter_dir = runner.catalog.get("answerability").adapter.path
+    reference = peft_next_token_logprobs(
+        engine.checkpoint.path, adapter_dir, call.prompt, generation.token_ids
+    )
+    assert len(generation.logprobs) == len(reference) > 0
+    for step, expected in zip(generation.logprobs, reference, strict=True):
+        assert len(step.top) >= 10
+        for token in (step.chosen, *step.top):
+            assert token.logprob == pytest.approx(expected[token.token_id].item(), abs=2e-3)
+        # vLLM's top tokens are PEFT's most likely tokens (the constraint only masks
+        # sampling, never the reported distribution).
+        assert step.top[0].token_id == int(expected.argmax())

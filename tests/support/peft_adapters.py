@@ -41,3 +41,34 @@ def peft_greedy(
         return out[0, ids.shape[1] :].tolist()
     finally:
         model.unload()  # leave the cached base model without LoRA layers
+
+
+def peft_next_token_logprobs(
+    base_dir: Path, adapter_dir: Path, prompt: Sequence[int], continuation: Sequence[int]
+) -> list[torch.Tensor]:
+    """PEFT's log-probabilities over the vocabulary before each token of ``continuation``
+    (given the prompt and the continuation so far): the reference for logprobs."""
+    from peft import PeftModel
+    from transformers import GenerationConfig
+
+    model = PeftModel.from_pretrained(base_model(str(base_dir)), adapter_dir)
+    config = GenerationConfig(
+        max_new_tokens=1,
+        do_sample=False,
+        eos_token_id=-1,
+        pad_token_id=0,
+        output_logits=True,
+        return_dict_in_generate=True,
+    )
+    try:
+        steps = []
+        for i in range(len(continuation)):
+            ids = torch.tensor([[*prompt, *continuation[:i]]])
+            with torch.no_grad():  # generate() finds the aLoRA invocation, forward() does not
+                out = model.generate(
+                    ids, generation_config=config, attention_mask=torch.ones_like(ids)
+                )
+            steps.append(torch.log_softmax(out.logits[0][0].double(), dim=-1))
+        return steps
+    finally:
+        model.unload()

@@ -34,7 +34,7 @@ class EngineConfig(BaseModel):
         default=1.0, gt=0, description="bound of the store of base-model prefix KV blocks"
     )
     max_lora_rank: int = Field(default=64, ge=1, description="largest adapter rank accepted")
-    max_loras: int = Field(default=4, ge=1, description="adapters batched in one step")
+    max_loras: int = Field(default=8, ge=1, description="adapters batched in one step")
     enforce_eager: bool = Field(
         default=True, description="skip torch.compile (saves ~2 min of start-up on CPU)"
     )

@@ -1,5 +1,9 @@
 """Intrinsics: an adapter plus an io.yaml (granite-common's format) that defines its
-structured input and output. Work in progress (issue 4): io.yaml parsing, JSON with
-positions and the output transformations exist; input rewriting, sentence tagging,
-decode_sentences, the catalog and constrained decoding are still to come.
+structured input and output. See docs/intrinsics.md.
+
+- ``catalog``: installed intrinsics from an adapter library (both layouts);
+- ``builtins``: the built-in definitions (``builtin/*.yaml``);
+- ``rewrite``: input processing; ``sentences``: tagging and ``decode_sentences``;
+- ``output`` and ``transformations``: output processing; ``schemas``: schema walking;
+- ``runner``: running (and composing) intrinsics on the engine.
 """

@@ -68,20 +68,26 @@ class IntrinsicRunner:
         conversation = self._render(rewritten, intrinsic.adapter.invocation_tokens is None)
         invocation = intrinsic.adapter.invocation_tokens or ()
         prompt = (*conversation, *invocation)
-        room = self.engine.config.max_model_len - len(prompt)
-        wanted = _max_tokens(rewritten)
-        if wanted > room:
-            raise InputTooLongError(
-                f"input too long for {name!r}: {len(prompt)} prompt tokens plus up to "
-                f"{wanted} generated exceed the model's {self.engine.config.max_model_len}; "
-                "shorten the conversation or documents"
-            )
-        # Enough tokens for the longest output the schema allows (each token is at least
-        # one character), so constrained decoding always completes the JSON, if it fits.
-        bound = max_json_chars(rewritten.response_schema or {}) + 1  # + end of text
-        max_tokens = wanted if math.isinf(bound) else int(min(max(wanted, bound), room))
+        max_tokens = self._output_budget(name, len(prompt), rewritten)
         start = len(conversation) if invocation else 0
         return PreparedCall(intrinsic, rewritten, prompt, start, _sampling(rewritten, max_tokens))
+
+    def _output_budget(self, name: str, prompt_tokens: int, rewritten: RewrittenRequest) -> int:
+        """The io.yaml's token budget, raised to the longest output the schema allows
+        (each token is at least one character) so constrained decoding always completes
+        the JSON, within the room the context leaves."""
+        limit = self.engine.config.max_model_len
+        wanted = _max_tokens(rewritten)
+        if prompt_tokens + wanted > limit:
+            raise InputTooLongError(
+                f"input too long for {name!r}: {prompt_tokens} prompt tokens plus up to "
+                f"{wanted} generated exceed the model's {limit}; shorten the conversation "
+                "or documents"
+            )
+        bound = max_json_chars(rewritten.response_schema or {}) + 1  # + end of text
+        if math.isinf(bound):
+            return wanted
+        return int(min(max(wanted, bound), limit - prompt_tokens))
 
     async def run(self, name: str, request: IntrinsicRequest, tenant: str) -> IntrinsicResult:
         return await self.execute(self.prepare(name, request), tenant)
