@@ -27,7 +27,34 @@ def alora_latency_table(result: dict) -> str:
     return "\n".join(lines)
 
 
-TABLES = {"alora_latency": alora_latency_table}
+def intrinsics_composition_table(result: dict) -> str:
+    lines = [
+        "| k intrinsics | one composed call | k separate calls | k calls, full recompute |",
+        "|---|---|---|---|",
+    ]
+    for row in result["rows"]:
+        lines.append(
+            f"| {row['k']} | {row['composed_s']:.2f} s | {row['separate_s']:.2f} s "
+            f"| {row['recomputed_s']:.2f} s |"
+        )
+    bars = result["bars"]
+    k_max = result["rows"][-1]["k"]
+    lines.append("")
+    lines.append(
+        f"{k_max} intrinsics in one call cost **{bars['composed_k_max_over_k1']:.2f}x** the "
+        f"first intrinsic alone and **{bars['composed_k_max_over_mean_single']:.2f}x** the "
+        f"mean single call of the same {k_max}; separate calls cost "
+        f"{bars['separate_over_composed_at_k_max']:.1f}x and "
+        f"full recompute {bars['recomputed_over_composed_at_k_max']:.1f}x the composed call "
+        f"({result['prompt_tokens']} prompt tokens)."
+    )
+    return "\n".join(lines)
+
+
+TABLES = {
+    "alora_latency": alora_latency_table,
+    "intrinsics_composition": intrinsics_composition_table,
+}
 
 if __name__ == "__main__":
     path = Path(sys.argv[1])

@@ -144,3 +144,34 @@ async def test_likelihood_inputs_equal_pefts_distribution(runner, engine, tokeni
         # vLLM's top tokens are PEFT's most likely tokens (the constraint only masks
         # sampling, never the reported distribution).
         assert step.top[0].token_id == int(expected.argmax())
+
+
+def test_prompt_golden(runner, engine) -> None:
+    """Documents folded into a leading message (SmolLM2's template takes none), the
+    conversation, the instruction as a user turn, then the invocation instead of the
+    assistant's turn opener."""
+    request = IntrinsicRequest(
+        messages=[
+            ChatMessage(role="user", content="How long is the Nile?"),
+            ChatMessage(role="assistant", content="Very long."),
+        ],
+        documents=[Document(doc_id="1", text="The Nile is 6,650 km long.")],
+        arguments={"requirement": "Be brief."},
+    )
+    call = runner.prepare("requirement_check", request)
+    assert engine.tokenizer.decode(call.prompt) == (
+        "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging "
+        "Face<|im_end|>\n"
+        "<|im_start|>user\nYou have access to the following documents:\n\n"
+        "[Document 1]\nThe Nile is 6,650 km long.<|im_end|>\n"
+        "<|im_start|>user\nHow long is the Nile?<|im_end|>\n"
+        "<|im_start|>assistant\nVery long.<|im_end|>\n"
+        "<|im_start|>user\nDoes the last assistant response satisfy this requirement? "
+        "Be brief.<|im_end|>\n"
+        "<|im_start|>requirement_check\n"
+    )
+    assert call.adapter_start == len(call.prompt) - len(
+        runner.catalog.get("requirement_check").adapter.invocation_tokens
+    )
+    assert call.options.json_schema == {"type": "string", "enum": ["yes", "no"]}
+    assert call.options.logprobs == 10

@@ -15,10 +15,14 @@ class FakePrefill:
     def __init__(self, fail: bool = False) -> None:
         self.calls: list[tuple[int, tuple[int, ...]]] = []
         self.fail = fail
+        self.running = self.most_running = 0
 
     async def __call__(self, tokens, order) -> int:
         self.calls.append((len(tokens), order.blocks))
+        self.running += 1
+        self.most_running = max(self.most_running, self.running)
         await asyncio.sleep(0.01)
+        self.running -= 1
         if self.fail:
             raise RuntimeError("engine died")
         return len(tokens)
@@ -52,7 +56,22 @@ async def test_concurrent_callers_share_one_prefill() -> None:
 
     await asyncio.gather(*(use() for _ in range(5)))
     assert len(prefill.calls) == 1
-    assert len(prefixes._fills) == 0  # no lock left behind
+    assert prefixes._pending == {}  # nothing left marked as being computed
+
+
+async def test_different_tails_after_a_stored_prefix_fill_concurrently() -> None:
+    prefill = FakePrefill()
+    prefixes = manager(prefill)
+    async with prefixes.leased(list(range(8)), "t"):
+        pass
+
+    async def tail(first: int) -> None:
+        async with prefixes.leased([*range(8), first, first + 1], "t"):
+            pass
+
+    await asyncio.gather(tail(100), tail(200), tail(100))
+    assert prefill.most_running == 2  # the two different tails at once, not in turn
+    assert len(prefill.calls) == 3  # the stored prefix, then each tail once
 
 
 async def test_longer_prefix_prefills_only_new_blocks() -> None:

@@ -4,46 +4,22 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Hashable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 from alora_serve.engine.errors import KVLoadError
 from alora_serve.kv.hashing import BlockKey
 from alora_serve.kv.orders import SaveOrder
-from alora_serve.kv.prefix_store import PrefixLease, PrefixStore
+from alora_serve.kv.prefix_store import FillPlan, PrefixLease, PrefixStore
 
 # Computes the base KV of a prefix and saves it as ordered; returns the tokens computed.
 Prefill = Callable[[Sequence[int], SaveOrder], Awaitable[int]]
-
-
-class KeyedLocks:
-    """One asyncio lock per key, kept only while someone holds or waits for it."""
-
-    def __init__(self) -> None:
-        self._locks: dict[Hashable, tuple[asyncio.Lock, int]] = {}
-
-    @contextlib.asynccontextmanager
-    async def hold(self, key: Hashable) -> AsyncIterator[None]:
-        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
-        self._locks[key] = (lock, users + 1)
-        try:
-            async with lock:
-                yield
-        finally:
-            lock, users = self._locks[key]
-            if users == 1:
-                del self._locks[key]
-            else:
-                self._locks[key] = (lock, users - 1)
-
-    def __len__(self) -> int:
-        return len(self._locks)
 
 
 class PrefixManager:
     def __init__(self, store: PrefixStore, prefill: Prefill) -> None:
         self.store = store
         self._prefill = prefill
-        self._fills = KeyedLocks()
+        self._pending: dict[BlockKey, asyncio.Event] = {}  # keys a fill is computing now
         self.fills = 0
         self.filled_tokens = 0  # prompt tokens the base model computed for fills
 
@@ -64,17 +40,30 @@ class PrefixManager:
                 self.store.pool.drop(lease.keys)
 
     async def _fill(self, tokens: Sequence[int], keys: Sequence[BlockKey]) -> PrefixLease:
-        # Chained keys: prefixes that differ in their first block share no block, so
-        # serialising fills per first block is enough to never reserve a key twice.
-        async with self._fills.hold(keys[0]):
-            if lease := self.store.lease(keys, len(tokens)):
-                return lease  # filled by whoever held the lock before us
-            plan = self.store.plan_fill(keys, len(tokens))
-            try:
-                computed = await self._prefill(tokens, plan.save_order())
-            except BaseException:
-                self.store.abort(plan)
-                raise
-            self.fills += 1
-            self.filled_tokens += computed
-            return self.store.commit(plan)
+        # Fills of prefixes that share only ready blocks run concurrently (e.g. several
+        # instructions after one conversation); one that needs a block another fill is
+        # computing waits for it and looks again, so no key is ever computed twice.
+        while not (lease := self.store.lease(keys, len(tokens))):
+            busy = next((self._pending[k] for k in keys if k in self._pending), None)
+            if busy is not None:
+                await busy.wait()
+                continue
+            # No await between the check above and the reservation: atomic for asyncio.
+            return await self._compute(tokens, self.store.plan_fill(keys, len(tokens)))
+        return lease
+
+    async def _compute(self, tokens: Sequence[int], plan: FillPlan) -> PrefixLease:
+        computing = {plan.keys[i]: asyncio.Event() for i in plan.missing}
+        self._pending.update(computing)
+        try:
+            computed = await self._prefill(tokens, plan.save_order())
+        except BaseException:
+            self.store.abort(plan)
+            raise
+        finally:
+            for key, done in computing.items():
+                del self._pending[key]
+                done.set()
+        self.fills += 1
+        self.filled_tokens += computed
+        return self.store.commit(plan)

@@ -62,8 +62,8 @@ class PrefixStore:
         return PrefixLease(tuple(keys), tuple(self.pool.pin(keys)), num_tokens)
 
     def plan_fill(self, keys: Sequence[BlockKey], num_tokens: int) -> FillPlan:
-        """Pin the readable blocks and reserve the rest. The caller serialises fills of
-        prefixes that share a first block, so no other fill has these keys reserved."""
+        """Pin the readable blocks and reserve the rest. The caller makes sure no other
+        fill has any of these keys reserved (PrefixManager waits for such fills)."""
         ready = self.pool.num_ready_prefix
         present = [i for i, key in enumerate(keys) if ready([key]) == 1]
         missing = [i for i in range(len(keys)) if i not in set(present)]
