@@ -29,25 +29,30 @@ def alora_latency_table(result: dict) -> str:
 
 def intrinsics_composition_table(result: dict) -> str:
     lines = [
-        "| k intrinsics | one composed call | k separate calls | k calls, full recompute |",
-        "|---|---|---|---|",
+        "| intrinsics | k | one composed call | k separate calls | k calls, full recompute |",
+        "|---|---|---|---|---|",
     ]
-    for row in result["rows"]:
-        lines.append(
-            f"| {row['k']} | {row['composed_s']:.2f} s | {row['separate_s']:.2f} s "
-            f"| {row['recomputed_s']:.2f} s |"
-        )
-    bars = result["bars"]
-    k_max = result["rows"][-1]["k"]
+    for set_name, data in result["sets"].items():
+        for row in data["rows"]:
+            recomputed = f"{row['recomputed_s']:.2f} s" if "recomputed_s" in row else "-"
+            lines.append(
+                f"| {set_name} | {row['k']} | {row['composed_s']:.2f} s "
+                f"| {row['separate_s']:.2f} s | {recomputed} |"
+            )
     lines.append("")
-    lines.append(
-        f"{k_max} intrinsics in one call cost **{bars['composed_k_max_over_k1']:.2f}x** the "
-        f"first intrinsic alone and **{bars['composed_k_max_over_mean_single']:.2f}x** the "
-        f"mean single call of the same {k_max}; separate calls cost "
-        f"{bars['separate_over_composed_at_k_max']:.1f}x and "
-        f"full recompute {bars['recomputed_over_composed_at_k_max']:.1f}x the composed call "
-        f"({result['prompt_tokens']} prompt tokens)."
-    )
+    for set_name, bars in result["bars"].items():
+        lines.append(
+            f"- {set_name}: 5 in one call cost **{bars['composed_k_max_over_k1']:.2f}x** the "
+            f"first intrinsic alone and {bars['composed_k_max_over_mean_single']:.2f}x the "
+            f"mean single call of the same 5; separate calls cost "
+            f"{bars['separate_over_composed_at_k_max']:.2f}x the composed call"
+            + (
+                f", full recompute {bars['recomputed_over_composed_at_k_max']:.0f}x"
+                if "recomputed_over_composed_at_k_max" in bars
+                else ""
+            )
+            + "."
+        )
     return "\n".join(lines)
 
 

@@ -8,7 +8,9 @@ connector, so vLLM computes only tokens >= s, with the adapter: PEFT's aLoRA, ex
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import dataclasses
 import logging
 import uuid
 from collections.abc import Sequence
@@ -25,6 +27,7 @@ from alora_serve.adapters import (
 from alora_serve.engine import vllm_glue
 from alora_serve.engine.chat_template import ChatRenderer
 from alora_serve.engine.config import EngineConfig
+from alora_serve.engine.constrained import determined_output
 from alora_serve.engine.errors import KVLoadError, RequestFailedError, UnknownAdapterError
 from alora_serve.engine.prefixes import PrefixManager
 from alora_serve.engine.types import ChatMessage, Generation, SamplingOptions
@@ -135,11 +138,27 @@ class Engine:
             return await self._invoke_alora(loaded, prompt, start, options, tenant)
 
     @contextlib.asynccontextmanager
-    async def shared_prefix(self, tokens: Sequence[int], tenant: str = DEFAULT_TENANT):
-        """Hold the base KV of ``tokens`` (computing it once) while several calls that
-        start with them run: they reuse it instead of each prefilling it."""
-        async with self.prefixes.leased(tokens, tenant):
+    async def holding(self, prefixes: Sequence[Sequence[int]], tenant: str = DEFAULT_TENANT):
+        """Hold the base KV of several prefixes (computing what is missing, each block
+        once, fills of different blocks together) while calls that start with them run.
+        Computing them all before any of those calls starts keeps the base model's
+        prefill steps from slowing down the calls' short decode steps."""
+        leases: list[contextlib.AbstractAsyncContextManager] = []
+
+        async def take(tokens: Sequence[int]) -> None:
+            lease = self.prefixes.leased(tokens, tenant)
+            await lease.__aenter__()
+            leases.append(lease)
+
+        try:
+            outcomes = await asyncio.gather(*map(take, prefixes), return_exceptions=True)
+            failures = [o for o in outcomes if isinstance(o, BaseException)]
+            if failures:
+                raise failures[0]
             yield
+        finally:
+            for lease in reversed(leases):
+                await lease.__aexit__(None, None, None)
 
     def kv_store_stats(self) -> PoolStats:
         return self.prefixes.store.pool.stats()
@@ -189,15 +208,23 @@ class Engine:
         kv_params: dict | None = None,
         cache_salt: str | None = None,
     ) -> Generation:
-        final = None
-        async for output in self._llm.generate(
+        final, determined = None, None
+        stream = self._llm.generate(
             vllm_glue.tokens_prompt(prompt, cache_salt),
             vllm_glue.sampling_params(options, kv_params),
             request_id=uuid.uuid4().hex,
             lora_request=lora_request,
-        ):
-            final = output
+        )
+        async with contextlib.aclosing(stream):  # closing it early aborts the request
+            async for output in stream:
+                final = output
+                if options.stop_when_determined:
+                    determined = determined_output(options.json_schema, output.outputs[0].text)
+                    if determined is not None:
+                        break
         result = vllm_glue.to_generation(final)
+        if determined is not None:
+            return dataclasses.replace(result, text=determined, finish_reason="stop")
         if result.finish_reason == "error":
             if kv_params is not None:
                 raise KVLoadError("vLLM failed the request: its prefix KV could not be loaded")

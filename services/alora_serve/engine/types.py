@@ -31,6 +31,12 @@ class SamplingOptions(BaseModel):
     json_schema: dict[str, Any] | None = Field(
         default=None, description="constrain the output to JSON valid under this schema"
     )
+    stop_when_determined: bool = Field(
+        default=False,
+        description="stop decoding once json_schema allows only one completion of the "
+        "text so far (root enums); the result's text is that completion, its token_ids and "
+        "logprobs the tokens actually generated",
+    )
 
 
 @dataclass(frozen=True)

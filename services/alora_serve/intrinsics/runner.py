@@ -4,7 +4,6 @@ processing; several intrinsics on one conversation share its base prefix."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -99,9 +98,10 @@ class IntrinsicRunner:
         tenant: str,
         arguments: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> list[IntrinsicResult]:
-        """Several intrinsics on one conversation: its base KV is computed once and held
-        while the adapters run, batched, on their own suffixes. ``arguments`` gives an
-        intrinsic its own arguments (instead of ``request.arguments``)."""
+        """Several intrinsics on one conversation: the base KV of every call's prefix is
+        computed first (the conversation once, each instruction once) and held while the
+        adapters run, batched. ``arguments`` gives an intrinsic its own arguments
+        (instead of ``request.arguments``)."""
         arguments = arguments or {}
         if len(set(names)) != len(names):
             raise IntrinsicInputError(f"intrinsics named more than once in {list(names)}")
@@ -117,21 +117,9 @@ class IntrinsicRunner:
             )
             for name in names
         ]
-        shared = self._shared_prefix(calls)
-        async with contextlib.AsyncExitStack() as stack:
-            if len(calls) > 1 and shared:
-                await stack.enter_async_context(self.engine.shared_prefix(shared, tenant))
+        prefixes = {c.prompt[: c.adapter_start] for c in calls if c.adapter_start}
+        async with self.engine.holding(sorted(prefixes), tenant):
             return list(await asyncio.gather(*(self.execute(c, tenant) for c in calls)))
-
-    def _shared_prefix(self, calls: Sequence[PreparedCall]) -> tuple[int, ...]:
-        """The base prefix all aLoRA calls start with. Where they go on differently, only
-        its whole blocks: a partial block would be stored for nobody."""
-        prefixes = [c.prompt[: c.adapter_start] for c in calls if c.adapter_start]
-        shared = _common_prefix(prefixes)
-        if any(len(p) != len(shared) for p in prefixes):
-            block = self.engine.config.block_size
-            shared = shared[: len(shared) // block * block]
-        return shared
 
     async def execute(self, call: PreparedCall, tenant: str) -> IntrinsicResult:
         started = time.perf_counter()
@@ -178,6 +166,8 @@ def _sampling(rewritten: RewrittenRequest, max_tokens: int) -> SamplingOptions:
         temperature=rewritten.parameters.get("temperature", 0.0),
         logprobs=rewritten.top_logprobs,
         json_schema=rewritten.response_schema,
+        # The transformations need only the tokens that chose the value.
+        stop_when_determined=True,
     )
 
 
@@ -190,14 +180,3 @@ def _token_logprobs(generation: Generation) -> list[TokenLogprobs]:
         )
         for step in generation.logprobs or ()
     ]
-
-
-def _common_prefix(prompts: Sequence[Sequence[int]]) -> tuple[int, ...]:
-    if not prompts:
-        return ()
-    length = min(len(p) for p in prompts)
-    for i in range(length):
-        if any(p[i] != prompts[0][i] for p in prompts):
-            length = i
-            break
-    return tuple(prompts[0][:length])
