@@ -55,8 +55,11 @@ SETS = {
 }
 RECOMPUTED_SET = "shared_prefix"
 # custom intrinsic -> the built-in io.yaml it copies
-CUSTOM = {"answerability_b": "answerability", "uncertainty_b": "uncertainty"}
-CUSTOM["answerability_c"] = "answerability"
+CUSTOM = {
+    "answerability_b": "answerability",
+    "uncertainty_b": "uncertainty",
+    "answerability_c": "answerability",
+}
 ARGUMENTS = {
     "requirement_check": {"requirement": "The answer only uses facts from the documents."},
     "context_relevance": {"document_content": "IBM Cloud offers virtual servers in many regions."},
