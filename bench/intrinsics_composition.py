@@ -168,9 +168,11 @@ async def start_engine(tmp: Path, checkpoint) -> tuple[Engine, Catalog]:
         )
         for name in SETS[RECOMPUTED_SET]
     ]
-    config = EngineConfig(max_model_len=4096, kv_store_gib=1.0, max_loras=5)
+    adapters = catalog.adapters() + loras
+    # Every adapter keeps a LoRA slot: swapping adapters in and out is not what we measure.
+    config = EngineConfig(max_model_len=4096, kv_store_gib=1.0, max_loras=len(adapters))
     print("Starting the engine ...", flush=True)
-    return await Engine.start(config, catalog.adapters() + loras), catalog
+    return await Engine.start(config, adapters), catalog
 
 
 def _bars(rows: list[dict]) -> dict[str, float]:
