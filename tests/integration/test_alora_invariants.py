@@ -134,4 +134,4 @@ async def test_prompt_without_invocation_is_rejected(engine, tokenizer):
 
 async def test_unknown_adapter_names_the_loaded_ones(engine):
     with pytest.raises(UnknownAdapterError, match="probe_b"):
-        await engine.invoke("citations", [1, 2, 3], GREEDY)
+        await engine.invoke("no_such_adapter", [1, 2, 3], GREEDY)

@@ -3,6 +3,8 @@ result is valid under the intrinsic's result schema, whatever the weights say.""
 
 from __future__ import annotations
 
+import math
+
 import jsonschema
 import pytest
 
@@ -128,8 +130,10 @@ async def test_engine_still_serves_after_bad_input(runner, engine, tokenizer) ->
 
 
 async def test_likelihood_inputs_equal_pefts_distribution(runner, engine, tokenizer) -> None:
-    """The logprobs a likelihood is computed from are PEFT's aLoRA distribution (fp32),
-    for every generated token and every top alternative."""
+    """The logprobs a likelihood is computed from are PEFT's aLoRA distribution (fp32)
+    restricted to the tokens the grammar allows: vLLM masks logits before computing
+    logprobs, which shifts every allowed token's logprob by the same constant (the log of
+    their total probability); likelihoods normalise it away."""
     call = runner.prepare("answerability", request_for(tokenizer, "answerability", tokens=300))
     generation = await engine.invoke("answerability", call.prompt, call.options, "t")
     adapter_dir = runner.catalog.get("answerability").adapter.path
@@ -137,13 +141,16 @@ async def test_likelihood_inputs_equal_pefts_distribution(runner, engine, tokeni
         engine.checkpoint.path, adapter_dir, call.prompt, generation.token_ids
     )
     assert len(generation.logprobs) == len(reference) > 0
+    choices = 0
     for step, expected in zip(generation.logprobs, reference, strict=True):
-        assert len(step.top) >= 10
-        for token in (step.chosen, *step.top):
-            assert token.logprob == pytest.approx(expected[token.token_id].item(), abs=2e-3)
-        # vLLM's top tokens are PEFT's most likely tokens (the constraint only masks
-        # sampling, never the reported distribution).
-        assert step.top[0].token_id == int(expected.argmax())
+        allowed = [t for t in (step.chosen, *step.top) if math.isfinite(t.logprob)]
+        shifts = [t.logprob - expected[t.token_id].item() for t in allowed]
+        assert max(shifts) - min(shifts) < 2e-3
+        assert min(shifts) > -2e-3  # renormalising over fewer tokens only raises them
+        best = max(allowed, key=lambda t: expected[t.token_id].item())
+        assert step.chosen.token_id == best.token_id  # greedy among the allowed
+        choices += len(allowed) > 1
+    assert choices > 0  # at least one step where the adapter chose between values
 
 
 def test_prompt_golden(runner, engine) -> None:
