@@ -5,5 +5,6 @@ structured input and output. See docs/intrinsics.md.
 - ``builtins``: the built-in definitions (``builtin/*.yaml``);
 - ``rewrite``: input processing; ``sentences``: tagging and ``decode_sentences``;
 - ``output`` and ``transformations``: output processing; ``schemas``: schema walking;
-- ``runner``: running (and composing) intrinsics on the engine.
+- ``runner``: running (and composing) intrinsics on the engine;
+- ``synthetic_library``: seeded stand-in adapters for the built-ins (tests, demos).
 """
