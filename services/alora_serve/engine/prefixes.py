@@ -27,7 +27,7 @@ class PrefixManager:
     async def leased(self, tokens: Sequence[int], tenant: str) -> AsyncIterator[PrefixLease]:
         """Pinned base KV of ``tokens``, prefilled with the base model if missing."""
         keys = self.store.keys_for(tokens, tenant)
-        lease = self.store.lease(keys, len(tokens)) or await self._fill(tokens, keys)
+        lease = await self._lease_or_fill(tokens, keys)
         unusable = False
         try:
             yield lease
@@ -39,7 +39,7 @@ class PrefixManager:
             if unusable:  # its bytes failed verification: the next lease recomputes it
                 self.store.pool.drop(lease.keys)
 
-    async def _fill(self, tokens: Sequence[int], keys: Sequence[BlockKey]) -> PrefixLease:
+    async def _lease_or_fill(self, tokens: Sequence[int], keys: Sequence[BlockKey]) -> PrefixLease:
         # Fills of prefixes that share only ready blocks run concurrently (e.g. several
         # instructions after one conversation); one that needs a block another fill is
         # computing waits for it and looks again, so no key is ever computed twice.

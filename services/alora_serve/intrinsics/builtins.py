@@ -14,7 +14,12 @@ NEEDS_DOCUMENTS = frozenset({"citations", "hallucination_detection"})
 
 
 def builtin_names() -> list[str]:
-    return sorted(path.stem for path in BUILTIN_DIR.glob("*.yaml"))
+    return list(_builtin_stems())
+
+
+@cache
+def _builtin_stems() -> tuple[str, ...]:
+    return tuple(sorted(path.stem for path in BUILTIN_DIR.glob("*.yaml")))
 
 
 @cache

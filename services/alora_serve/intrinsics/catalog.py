@@ -116,14 +116,15 @@ def _children_named(parent: Path, name: str) -> list[Path]:
 
 def _load(name: str, adapter_dir: Path) -> Intrinsic:
     io_yaml = adapter_dir / IO_YAML
+    builtin = name in builtin_names()
     if io_yaml.is_file():
         config = load_io_config(io_yaml)
-    elif name in builtin_names():
+    elif builtin:
         config = builtin_config(name)
     else:
         raise CatalogError(
             f"{adapter_dir} has no {IO_YAML} and {name!r} is not a built-in intrinsic "
             f"({builtin_names()}); add an {IO_YAML} that defines it"
         )
-    description = builtin_description(name) if name in builtin_names() else ""
+    description = builtin_description(name) if builtin else ""
     return Intrinsic(name, read_adapter(adapter_dir, name), config, description)

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 from alora_serve.intrinsics.io_config import IOConfig
-from alora_serve.intrinsics.json_positions import parse_with_positions
+from alora_serve.intrinsics.json_positions import parse_with_positions, strip_positions
 from alora_serve.intrinsics.transformations import OutputContext, TokenLogprobs
 
 
@@ -25,12 +24,12 @@ def process_output(
     if config.response_format is None and not config.rules():
         return content  # a free-text intrinsic
     try:
-        value = json.loads(content)
         positions = parse_with_positions(content)
     except ValueError as exc:
         raise OutputParseError(
             f"model output is not valid JSON ({exc}): {content[:200]!r}"
         ) from None
+    value = strip_positions(positions)
     context = OutputContext(positions=positions, logprobs=logprobs, sentences=sentences or {})
     for rule in config.rules():
         value = rule.apply(value, context)

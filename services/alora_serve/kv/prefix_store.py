@@ -66,7 +66,7 @@ class PrefixStore:
         fill has any of these keys reserved (PrefixManager waits for such fills)."""
         ready = self.pool.num_ready_prefix
         present = [i for i, key in enumerate(keys) if ready([key]) == 1]
-        missing = [i for i in range(len(keys)) if i not in set(present)]
+        missing = sorted(set(range(len(keys))) - set(present))
         present_slots = self.pool.pin([keys[i] for i in present])
         try:
             missing_slots = self.pool.reserve([keys[i] for i in missing])
