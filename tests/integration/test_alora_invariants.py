@@ -82,8 +82,9 @@ async def test_corrupted_store_bytes_are_never_served(engine, tokenizer, invocat
     engine._arena.tags[lease.slots[1]] = 424242
     engine.prefixes.store.release(lease)
 
-    # Another adapter on the same conversation: nothing in vLLM's own cache, so the
-    # prefix must come from the store.
+    # Another adapter on the same conversation, with vLLM's own cache emptied: the prefix
+    # must come from the store.
+    await engine.reset_local_prefix_cache()
     prompt = conv + invocations["probe_b"]
     retries = engine.kv_load_retries
     result = await engine.invoke("probe_b", prompt, GREEDY)

@@ -14,11 +14,13 @@ class FakePrefill:
 
     def __init__(self, fail: bool = False) -> None:
         self.calls: list[tuple[int, tuple[int, ...]]] = []
+        self.tenants: list[str] = []
         self.fail = fail
         self.running = self.most_running = 0
 
-    async def __call__(self, tokens, order) -> int:
+    async def __call__(self, tokens, order, tenant) -> int:
         self.calls.append((len(tokens), order.blocks))
+        self.tenants.append(tenant)
         self.running += 1
         self.most_running = max(self.most_running, self.running)
         await asyncio.sleep(0.01)
@@ -42,6 +44,7 @@ async def test_missing_prefix_is_prefilled_once_then_reused() -> None:
     async with prefixes.leased(tokens, "t"):
         pass
     assert prefill.calls == [(10, (0, 1, 2))]
+    assert prefill.tenants == ["t"]
     assert (prefixes.fills, prefixes.filled_tokens) == (1, 10)
     assert prefixes.store.pool.stats().pinned_blocks == 0
 

@@ -160,6 +160,11 @@ class Engine:
             for lease in reversed(leases):
                 await lease.__aexit__(None, None, None)
 
+    async def reset_local_prefix_cache(self) -> None:
+        """Forget vLLM's own cached blocks (the store keeps its own): later calls load
+        their base prefix from the store, as after vLLM evicted it."""
+        await self._llm.reset_prefix_cache()
+
     def kv_store_stats(self) -> PoolStats:
         return self.prefixes.store.pool.stats()
 
@@ -191,13 +196,16 @@ class Engine:
                 options,
                 loaded.lora_request,
                 kv_params=to_params(lease.load_order()),
-                # vLLM's own prefix cache: blocks past s hold adapter KV, valid only for
-                # the same adapter at the same s.
-                cache_salt=f"alora:{loaded.spec.name}:{start}",
+                cache_salt=_tenant_salt(tenant),
             )
 
-    async def _prefill_and_save(self, prefix: Sequence[int], order: SaveOrder) -> int:
-        result = await self._run(prefix, SamplingOptions(max_tokens=1), kv_params=to_params(order))
+    async def _prefill_and_save(self, prefix: Sequence[int], order: SaveOrder, tenant: str) -> int:
+        result = await self._run(
+            prefix,
+            SamplingOptions(max_tokens=1),
+            kv_params=to_params(order),
+            cache_salt=_tenant_salt(tenant),
+        )
         return result.usage.computed_prompt_tokens
 
     async def _run(
@@ -252,6 +260,13 @@ def _validate_adapters(
             tokenizer=tokenizer,
             max_rank=config.max_lora_rank,
         )
+
+
+def _tenant_salt(tenant: str) -> str:
+    """vLLM's own prefix cache is shared by all requests; salting by tenant keeps one
+    tenant's blocks from ever being hits for another. (Blocks of aLoRA requests are
+    keyed further, past s, by adapter and s: see ``alora_serve.kv.shared_base_blocks``.)"""
+    return f"tenant:{tenant}"
 
 
 def _arena_spec(config: EngineConfig, checkpoint: ModelCheckpoint) -> ArenaSpec:

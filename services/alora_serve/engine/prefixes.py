@@ -11,8 +11,9 @@ from alora_serve.kv.hashing import BlockKey
 from alora_serve.kv.orders import SaveOrder
 from alora_serve.kv.prefix_store import FillPlan, PrefixLease, PrefixStore
 
-# Computes the base KV of a prefix and saves it as ordered; returns the tokens computed.
-Prefill = Callable[[Sequence[int], SaveOrder], Awaitable[int]]
+# Computes the base KV of a tenant's prefix and saves it as ordered; returns the tokens
+# computed.
+Prefill = Callable[[Sequence[int], SaveOrder, str], Awaitable[int]]
 
 
 class PrefixManager:
@@ -27,7 +28,7 @@ class PrefixManager:
     async def leased(self, tokens: Sequence[int], tenant: str) -> AsyncIterator[PrefixLease]:
         """Pinned base KV of ``tokens``, prefilled with the base model if missing."""
         keys = self.store.keys_for(tokens, tenant)
-        lease = await self._lease_or_fill(tokens, keys)
+        lease = await self._lease_or_fill(tokens, keys, tenant)
         unusable = False
         try:
             yield lease
@@ -39,7 +40,9 @@ class PrefixManager:
             if unusable:  # its bytes failed verification: the next lease recomputes it
                 self.store.pool.drop(lease.keys)
 
-    async def _lease_or_fill(self, tokens: Sequence[int], keys: Sequence[BlockKey]) -> PrefixLease:
+    async def _lease_or_fill(
+        self, tokens: Sequence[int], keys: Sequence[BlockKey], tenant: str
+    ) -> PrefixLease:
         # Fills of prefixes that share only ready blocks run concurrently (e.g. several
         # instructions after one conversation); one that needs a block another fill is
         # computing waits for it and looks again, so no key is ever computed twice.
@@ -49,14 +52,14 @@ class PrefixManager:
                 await busy.wait()
                 continue
             # No await between the check above and the reservation: atomic for asyncio.
-            return await self._compute(tokens, self.store.plan_fill(keys, len(tokens)))
+            return await self._compute(tokens, self.store.plan_fill(keys, len(tokens)), tenant)
         return lease
 
-    async def _compute(self, tokens: Sequence[int], plan: FillPlan) -> PrefixLease:
+    async def _compute(self, tokens: Sequence[int], plan: FillPlan, tenant: str) -> PrefixLease:
         computing = {plan.keys[i]: asyncio.Event() for i in plan.missing}
         self._pending.update(computing)
         try:
-            computed = await self._prefill(tokens, plan.save_order())
+            computed = await self._prefill(tokens, plan.save_order(), tenant)
         except BaseException:
             self.store.abort(plan)
             raise

@@ -15,6 +15,7 @@ from vllm.distributed.kv_transfer.kv_connector.v1.base import (
     KVConnectorRole,
 )
 
+from alora_serve.kv import shared_base_blocks
 from alora_serve.kv.arena import ArenaSpec
 from alora_serve.kv.connector_metadata import AloraConnectorMetadata
 from alora_serve.kv.connector_scheduler import ConnectorScheduler
@@ -30,6 +31,7 @@ class AloraKVConnector(KVConnectorBase_V1):
         super().__init__(vllm_config, role, kv_cache_config)
         extra = vllm_config.kv_transfer_config.kv_connector_extra_config
         if role == KVConnectorRole.SCHEDULER:
+            shared_base_blocks.install()
             self._scheduler = ConnectorScheduler(vllm_config.cache_config.block_size)
         else:
             self._worker = ConnectorWorker(
