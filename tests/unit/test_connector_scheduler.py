@@ -6,7 +6,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from alora_serve.kv.connector_metadata import BlockCopy
+from alora_serve.kv.connector_metadata import BlockCopy, BlockLoad
 from alora_serve.kv.connector_scheduler import ConnectorScheduler
 from alora_serve.kv.orders import LoadOrder, SaveOrder, to_params
 
@@ -37,7 +37,9 @@ def test_load_covers_exactly_the_prefix_blocks() -> None:
     assert side.get_num_new_matched_tokens(req, 0) == (10, False)
     side.update_state_after_alloc(req, blocks(40, 41, 42, 43), 10)
     meta = side.build_connector_meta(SimpleNamespace(num_scheduled_tokens={"r": 4}))
-    assert meta.loads == [[BlockCopy(40, 7, -1), BlockCopy(41, 8, -2), BlockCopy(42, 9, -3)]]
+    assert meta.loads == [
+        BlockLoad([BlockCopy(40, 7, -1), BlockCopy(41, 8, -2), BlockCopy(42, 9, -3)])
+    ]
     assert meta.failed_block_ids == []
 
 
@@ -47,7 +49,17 @@ def test_local_hit_shortens_the_load() -> None:
     assert side.get_num_new_matched_tokens(req, 4) == (6, False)
     side.update_state_after_alloc(req, blocks(40, 41, 42, 43), 6)
     meta = side.build_connector_meta(SimpleNamespace(num_scheduled_tokens={}))
-    assert [c.block_id for c in meta.loads[0]] == [41, 42]
+    assert [c.block_id for c in meta.loads[0].copies] == [41, 42]
+
+
+def test_load_from_another_engines_arena_names_it() -> None:
+    side = ConnectorScheduler(BLOCK)
+    order = LoadOrder(num_tokens=4, slots=(3,), tags=(-5,), arena="/dev/shm/alora-kv-1-x")
+    req = request("r", order, prompt_len=6)
+    side.get_num_new_matched_tokens(req, 0)
+    side.update_state_after_alloc(req, blocks(9, 10), 4)
+    meta = side.build_connector_meta(SimpleNamespace(num_scheduled_tokens={"r": 2}))
+    assert meta.loads == [BlockLoad([BlockCopy(9, 3, -5)], "/dev/shm/alora-kv-1-x")]
 
 
 def test_local_hit_past_s_loads_nothing() -> None:

@@ -33,6 +33,7 @@ from alora_serve.engine.prefixes import PrefixManager
 from alora_serve.engine.types import ChatMessage, Generation, SamplingOptions
 from alora_serve.kv.arena import ArenaSpec, SlotArena, arena_path
 from alora_serve.kv.block_pool import BlockPool, PoolStats
+from alora_serve.kv.fingerprint import KVFingerprint
 from alora_serve.kv.metrics import KVStoreCollector
 from alora_serve.kv.orders import SaveOrder, to_params
 from alora_serve.kv.prefix_store import PrefixStore
@@ -87,7 +88,9 @@ class Engine:
             }
             max_rank = max((s.rank for s in adapters), default=None)
             llm = AsyncLLM.from_engine_args(
-                vllm_glue.engine_args(config, checkpoint, arena.spec, _round_rank(max_rank))
+                vllm_glue.engine_args(
+                    config, checkpoint, arena.spec, _round_rank(max_rank), checkpoint.identity()
+                )
             )
         except BaseException:
             arena.unlink()
@@ -164,6 +167,13 @@ class Engine:
         """Forget vLLM's own cached blocks (the store keeps its own): later calls load
         their base prefix from the store, as after vLLM evicted it."""
         await self._llm.reset_prefix_cache()
+
+    def kv_fingerprint(self) -> KVFingerprint:
+        """What this engine's KV blocks are compatible with (published by its worker)."""
+        fingerprint = self._arena.fingerprint()
+        if fingerprint is None:
+            raise RuntimeError("the engine's worker has not registered its KV cache")
+        return fingerprint
 
     def kv_store_stats(self) -> PoolStats:
         return self.prefixes.store.pool.stats()

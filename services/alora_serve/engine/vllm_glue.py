@@ -15,12 +15,16 @@ from alora_serve.engine.types import (
     Usage,
 )
 from alora_serve.kv.arena import ArenaSpec
-from alora_serve.kv.connector import ARENA_KEY, CONNECTOR_MODULE, CONNECTOR_NAME
+from alora_serve.kv.connector import ARENA_KEY, CONNECTOR_MODULE, CONNECTOR_NAME, KV_MODEL_KEY
 from alora_serve.model import ModelCheckpoint
 
 
 def engine_args(
-    config: EngineConfig, checkpoint: ModelCheckpoint, arena: ArenaSpec, max_lora_rank: int | None
+    config: EngineConfig,
+    checkpoint: ModelCheckpoint,
+    arena: ArenaSpec,
+    max_lora_rank: int | None,
+    kv_model: str,
 ):
     from vllm.config import KVTransferConfig, StructuredOutputsConfig
     from vllm.engine.arg_utils import AsyncEngineArgs
@@ -52,7 +56,7 @@ def engine_args(
             kv_connector_module_path=CONNECTOR_MODULE,
             kv_role="kv_both",
             kv_load_failure_policy="fail",
-            kv_connector_extra_config={ARENA_KEY: arena.to_dict()},
+            kv_connector_extra_config={ARENA_KEY: arena.to_dict(), KV_MODEL_KEY: kv_model},
         ),
         **lora,
     )

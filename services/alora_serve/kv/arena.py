@@ -3,16 +3,21 @@
 Slot s holds one KV block for every layer, flattened: ``data[s, layer, :]``. Beside it,
 ``tags[s]`` names the content (a hash tag of the block key; 0 while being written), so a
 reader verifies what it copies instead of trusting that a slot was not reused.
-The owner creates the files; engine workers (other processes) open them by path.
+The owner creates the files; engine workers (other processes, possibly of another
+engine on the same host) open them by path: the spec and the producing engine's KV
+fingerprint lie beside the data.
 """
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+
+from alora_serve.kv.fingerprint import KVFingerprint
 
 SHM_DIR = Path("/dev/shm")
 ARENA_PREFIX = "alora-kv-"
@@ -62,7 +67,13 @@ class SlotArena:
         for path, size in ((spec.path, spec.num_slots * spec.slot_bytes), (_tags(spec), 0)):
             with open(path, "wb") as f:
                 f.truncate(size or spec.num_slots * 8)  # sparse: pages fill as used
+        _write_atomically(_spec_file(spec.path), json.dumps(spec.to_dict()))
         return cls.open(spec)
+
+    @classmethod
+    def open_path(cls, path: str) -> SlotArena:
+        """Open another engine's arena on this host by its path."""
+        return cls.open(ArenaSpec(**json.loads(Path(_spec_file(path)).read_text())))
 
     @classmethod
     def open(cls, spec: ArenaSpec) -> SlotArena:
@@ -72,8 +83,16 @@ class SlotArena:
         tags = torch.from_file(_tags(spec), shared=True, size=spec.num_slots, dtype=torch.int64)
         return cls(spec, data.view(spec.num_slots, spec.num_layers, spec.block_numel), tags)
 
+    def publish_fingerprint(self, fingerprint: KVFingerprint) -> None:
+        """Written by the engine worker that fills this arena, once it knows its KV."""
+        _write_atomically(_fingerprint_file(self.spec.path), fingerprint.to_json())
+
+    def fingerprint(self) -> KVFingerprint | None:
+        path = Path(_fingerprint_file(self.spec.path))
+        return KVFingerprint.from_json(path.read_text()) if path.exists() else None
+
     def unlink(self) -> None:
-        for path in (self.spec.path, _tags(self.spec)):
+        for path in _files(self.spec.path):
             Path(path).unlink(missing_ok=True)
 
 
@@ -103,3 +122,21 @@ def _alive(pid: int) -> bool:
 
 def _tags(spec: ArenaSpec) -> str:
     return spec.path + ".tags"
+
+
+def _spec_file(path: str) -> str:
+    return path + ".spec.json"
+
+
+def _fingerprint_file(path: str) -> str:
+    return path + ".kv.json"
+
+
+def _files(path: str) -> tuple[str, ...]:
+    return (path, path + ".tags", _spec_file(path), _fingerprint_file(path))
+
+
+def _write_atomically(path: str, text: str) -> None:
+    partial = f"{path}.{os.getpid()}.partial"
+    Path(partial).write_text(text)
+    os.replace(partial, path)

@@ -24,6 +24,7 @@ from alora_serve.kv.connector_worker import ConnectorWorker
 CONNECTOR_NAME = "AloraKVConnector"
 CONNECTOR_MODULE = __name__
 ARENA_KEY = "arena"
+KV_MODEL_KEY = "kv_model"  # identity of the base weights whose KV this engine's blocks hold
 
 
 class AloraKVConnector(KVConnectorBase_V1):
@@ -35,7 +36,10 @@ class AloraKVConnector(KVConnectorBase_V1):
             self._scheduler = ConnectorScheduler(vllm_config.cache_config.block_size)
         else:
             self._worker = ConnectorWorker(
-                ArenaSpec(**extra[ARENA_KEY]), kv_cache_config.num_blocks
+                ArenaSpec(**extra[ARENA_KEY]),
+                kv_cache_config.num_blocks,
+                kv_model=extra[KV_MODEL_KEY],
+                block_size=vllm_config.cache_config.block_size,
             )
 
     # -- scheduler side --------------------------------------------------------------
@@ -60,7 +64,7 @@ class AloraKVConnector(KVConnectorBase_V1):
     # -- worker side -----------------------------------------------------------------
 
     def register_kv_caches(self, kv_caches: dict[str, Any]) -> None:
-        self._worker.register_kv_caches(kv_caches)
+        self._worker.register_kv_caches(kv_caches, _attention_backend(self._vllm_config))
 
     def start_load_kv(self, forward_context: Any, **kwargs: Any) -> None:
         self._worker.start_load_kv(self._get_connector_metadata())
@@ -76,3 +80,10 @@ class AloraKVConnector(KVConnectorBase_V1):
 
     def get_block_ids_with_load_errors(self) -> set[int]:
         return self._worker.take_load_errors()
+
+
+def _attention_backend(vllm_config: Any) -> str:
+    """The attention backend(s) the model's layers actually run."""
+    layers = vllm_config.compilation_config.static_forward_context.values()
+    names = {layer.attn_backend.get_name() for layer in layers if hasattr(layer, "attn_backend")}
+    return ",".join(sorted(names)) or "unknown"

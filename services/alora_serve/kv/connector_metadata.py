@@ -14,10 +14,17 @@ class BlockCopy:
     tag: int  # expected (load) or written (save) content tag of the slot
 
 
+@dataclass(frozen=True)
+class BlockLoad:
+    """One request's load, applied whole or reported failed whole."""
+
+    copies: list[BlockCopy]
+    arena: str | None = None  # path of the arena holding the slots; None: the engine's own
+
+
 @dataclass
 class AloraConnectorMetadata(KVConnectorMetadata):
-    # One group per request: a request's load is applied whole or reported failed whole.
-    loads: list[list[BlockCopy]] = field(default_factory=list)
+    loads: list[BlockLoad] = field(default_factory=list)
     saves: list[BlockCopy] = field(default_factory=list)
     # Blocks of requests that must not run (they would compute part of [0, s) with the
     # adapter): reported as load errors so vLLM fails those requests.

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from math import ceil
 from typing import Any
 
-from alora_serve.kv.connector_metadata import AloraConnectorMetadata, BlockCopy
+from alora_serve.kv.connector_metadata import AloraConnectorMetadata, BlockCopy, BlockLoad
 from alora_serve.kv.orders import LoadOrder, SaveOrder, from_params
 
 
@@ -56,9 +56,10 @@ class ConnectorScheduler:
                 pending.local_tokens // self.block_size,
                 ceil(order.num_tokens / self.block_size),
             )
-            self._meta.loads.append(
-                [BlockCopy(block_ids[i], order.slots[i], order.tags[i]) for i in range(first, end)]
-            )
+            copies = [
+                BlockCopy(block_ids[i], order.slots[i], order.tags[i]) for i in range(first, end)
+            ]
+            self._meta.loads.append(BlockLoad(copies, order.arena))
         elif num_external == 0 and not request.skip_reading_prefix_cache:
             # vLLM kept a local sub-block hit that already reaches s (same adapter and s).
             pass

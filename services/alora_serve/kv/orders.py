@@ -15,11 +15,13 @@ PARAMS_KEY = "alora_kv"
 
 @dataclass(frozen=True)
 class LoadOrder:
-    """The base KV of prompt tokens [0, num_tokens) is in the store: block i in slots[i]."""
+    """The base KV of prompt tokens [0, num_tokens) is in a store: block i in slots[i] of
+    the arena at path ``arena`` (None: the engine's own store)."""
 
     num_tokens: int
     slots: tuple[int, ...]
     tags: tuple[int, ...]
+    arena: str | None = None
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ from safetensors import safe_open
 
 MANIFEST_NAME = "alora-serve-manifest.json"
 TOKENIZER_FILES = ("tokenizer.json", "tokenizer.model", "vocab.json")
+_SAMPLE_BYTES = 1 << 20
 
 
 class ModelError(RuntimeError):
@@ -46,6 +47,20 @@ class ModelCheckpoint:
                 for key in f.keys():  # noqa: SIM118 - safe_open is not iterable
                     shapes[key] = tuple(f.get_slice(key).get_shape())
         return shapes
+
+    def identity(self) -> str:
+        """A cheap identity of the weights: the config, and every weight file's size and
+        first and last MiB (hashing whole files takes minutes on big models; different
+        weights of one architecture differ in these samples)."""
+        digest = hashlib.sha256(json.dumps(self.config, sort_keys=True).encode())
+        for weights in self.weight_files:
+            size = weights.stat().st_size
+            digest.update(f"{weights.name}:{size}".encode())
+            with weights.open("rb") as f:
+                digest.update(f.read(_SAMPLE_BYTES))
+                f.seek(max(size - _SAMPLE_BYTES, 0))
+                digest.update(f.read(_SAMPLE_BYTES))
+        return f"{self.name}@{digest.hexdigest()[:16]}"
 
     def kv_geometry(self) -> tuple[int, int, int]:
         """(layers, KV heads, head dim) of a decoder-only transformer config."""
