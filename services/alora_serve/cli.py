@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import json
-import signal
 import sys
 
-from alora_serve.model import ModelError
+from pydantic import ValidationError
 
-SELF_CHECK_QUESTION = "What is the capital of France?"
+from alora_serve.model import ModelError
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.run(args)
-    except ModelError as exc:
+    except (ModelError, ValidationError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
@@ -31,13 +29,20 @@ def _parser() -> argparse.ArgumentParser:
     prepare.add_argument("--force", action="store_true", help="rebuild even if a copy exists")
     prepare.set_defaults(run=_prepare_model)
 
-    serve = commands.add_parser("serve", help="run the main job (engine + API) and keep serving")
+    serve = commands.add_parser(
+        "serve", help="run the main job: a serving topology on Ray Serve, until interrupted"
+    )
+    serve.add_argument(
+        "--topology",
+        choices=["disaggregated", "colocated"],
+        default=None,
+        help="override the config's topology (embedded default: disaggregated)",
+    )
+    serve.add_argument("--config", default=None, help="topology YAML (default: embedded)")
     serve.add_argument("--model", default=None, help="HF checkpoint dir (default: embedded)")
+    serve.add_argument("--library", default=None, help="intrinsics adapter library")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000, help="0 picks a free port")
-    serve.add_argument("--max-model-len", type=int, default=4096)
-    serve.add_argument("--kv-cache-gib", type=float, default=1.0)
-    serve.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    serve.add_argument("--port", type=int, default=8000)
     serve.set_defaults(run=_serve)
 
     pipeline = commands.add_parser(
@@ -68,82 +73,14 @@ def _prepare_model(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from alora_serve.engine import EngineConfig
+    from alora_serve.topology.config import load_topology
+    from alora_serve.topology.main import serve_topology
 
-    config = EngineConfig(
-        model=args.model,
-        max_model_len=args.max_model_len,
-        kv_cache_gib=args.kv_cache_gib,
-        dtype=args.dtype,
+    config = load_topology(
+        args.config, topology=args.topology, model=args.model, library=args.library
     )
-    asyncio.run(_serve_async(config, args.host, args.port))
+    serve_topology(config, args.host, args.port, progress=lambda line: print(line, flush=True))
     return 0
-
-
-async def _serve_async(config, host: str, port: int) -> None:
-    import uvicorn
-
-    from alora_serve.engine import ChatMessage, Engine, SamplingOptions
-    from alora_serve.model import resolve_model
-    from alora_serve.server.http_api import create_app
-
-    checkpoint = resolve_model(config.model)  # fail fast, before vLLM spawns anything
-    print(f"Starting vLLM engine on {checkpoint.path} ({config.dtype}) ...", flush=True)
-    engine = await Engine.start(config)
-    try:
-        check = await engine.chat(
-            [ChatMessage(role="user", content=SELF_CHECK_QUESTION)], SamplingOptions(max_tokens=32)
-        )
-        print(f"Self-check: {SELF_CHECK_QUESTION!r} -> {check.text!r}", flush=True)
-        server = _graceful_server_class()(
-            uvicorn.Config(create_app(engine), host=host, port=port, log_level="warning")
-        )
-        serving = asyncio.create_task(server.serve())
-        while not server.started and not serving.done():
-            await asyncio.sleep(0.05)
-        if server.started:
-            _print_banner(host, server.servers[0].sockets[0].getsockname()[1])
-        await serving
-    finally:
-        await engine.shutdown()
-
-
-def _graceful_server_class():
-    import uvicorn
-
-    class GracefulServer(uvicorn.Server):
-        """Stops on SIGINT/SIGTERM after in-flight requests finish, and exits 0.
-
-        uvicorn's own handler re-raises the signal after shutdown, which turns a
-        requested stop into a KeyboardInterrupt traceback and exit status 1.
-        """
-
-        @contextlib.contextmanager
-        def capture_signals(self):
-            loop = asyncio.get_running_loop()
-            for sig in (signal.SIGINT, signal.SIGTERM):
-                loop.add_signal_handler(sig, self.handle_exit, sig, None)
-            try:
-                yield
-            finally:
-                for sig in (signal.SIGINT, signal.SIGTERM):
-                    loop.remove_signal_handler(sig)
-
-    return GracefulServer
-
-
-def _print_banner(host: str, port: int) -> None:
-    url = f"http://{host}:{port}"
-    body = json.dumps({"messages": [{"role": "user", "content": "Hello!"}], "max_tokens": 32})
-    print(
-        f"alora-serve listening on {url}\n"
-        f"  health: curl {url}/health\n"
-        f"  chat:   alora-serve chat --url {url} 'Hello!'\n"
-        f"     or:  curl -s {url}/v1/chat/completions -H 'content-type: application/json' "
-        f"-d '{body}'\n"
-        "Press Ctrl-C to stop.",
-        flush=True,
-    )
 
 
 def _example_pipeline(args: argparse.Namespace) -> int:

@@ -79,7 +79,7 @@ async def test_corrupted_store_bytes_are_never_served(engine, tokenizer, invocat
     # Someone overwrites a stored block: its content tag no longer matches the key.
     keys = prefix_keys(engine, stored, invocations["probe_a"])
     lease = engine.prefixes.store.lease(keys, 0)
-    engine._arena.tags[lease.slots[1]] = 424242
+    engine.arena.tags[lease.slots[1]] = 424242
     engine.prefixes.store.release(lease)
 
     # Another adapter on the same conversation, with vLLM's own cache emptied: the prefix

@@ -1,10 +1,13 @@
-"""`alora-serve serve` end to end: the command the README tells newcomers to run."""
+"""`alora-serve serve` end to end: the command the README tells newcomers to run (the
+disaggregated topology on Ray Serve, with the embedded model)."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -13,7 +16,7 @@ import pytest
 
 pytestmark = pytest.mark.engine
 
-START_TIMEOUT_S = 240
+START_TIMEOUT_S = 480  # Ray, then three engines starting together on two cores
 
 
 def _read_until(process: subprocess.Popen, pattern: str, timeout_s: float) -> re.Match:
@@ -31,18 +34,30 @@ def _read_until(process: subprocess.Popen, pattern: str, timeout_s: float) -> re
     raise AssertionError(f"no line matching {pattern!r}; output was:\n{''.join(seen[-40:])}")
 
 
-def test_serve_answers_a_chat_and_stops_cleanly() -> None:
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_serve_runs_intrinsics_and_chat_and_stops_cleanly() -> None:
+    port = free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "alora_serve.cli", "serve", "--port", "0", "--kv-cache-gib", "0.5"],
+        [sys.executable, "-m", "alora_serve.cli", "serve", "--port", str(port)],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
-        check = _read_until(process, r"Self-check: .* -> '(.*)'", START_TIMEOUT_S)
+        answerability = _read_until(
+            process, r"Self-check: answerability -> (\{.*\}) \(", START_TIMEOUT_S
+        )
+        assert 0 <= json.loads(answerability.group(1))["answerability_likelihood"] <= 1
+        check = _read_until(process, r"Self-check: chat -> '(.*)'", 120)
         assert "Paris" in check.group(1)
         url = _read_until(process, r"listening on (http://\S+)", 30).group(1)
+        assert url == f"http://127.0.0.1:{port}"
 
         chat = subprocess.run(
             [

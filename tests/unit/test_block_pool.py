@@ -90,3 +90,31 @@ def test_misuse_is_refused() -> None:
         pool.pin([A])  # not ready yet
     with pytest.raises(ValueError):
         BlockPool(0)
+
+
+def test_unused_blocks_expire_after_the_ttl_pinned_ones_never() -> None:
+    now = [0.0]
+    pool = BlockPool(4, ttl_s=10, clock=lambda: now[0])
+    old, kept, busy = [b"o"], [b"k"], [b"b"]
+    for keys in (old, kept, busy):
+        pool.reserve(keys)
+        pool.commit(keys)
+    pool.unpin(old)
+    now[0] = 5
+    pool.unpin(kept)
+    now[0] = 12
+    assert pool.expire() == 1
+    assert pool.num_ready_prefix(old) == 0 and pool.num_ready_prefix(kept) == 1
+    now[0] = 100
+    assert pool.expire() == 1  # kept; busy is still pinned
+    assert pool.num_ready_prefix(busy) == 1
+    stats = pool.stats()
+    assert (stats.expirations, stats.evictions, stats.used_blocks) == (2, 0, 1)
+
+
+def test_without_a_ttl_nothing_expires() -> None:
+    pool = BlockPool(1)
+    pool.reserve([b"a"])
+    pool.commit([b"a"])
+    pool.unpin([b"a"])
+    assert pool.expire() == 0 and pool.num_ready_prefix([b"a"]) == 1

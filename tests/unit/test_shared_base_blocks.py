@@ -75,3 +75,11 @@ def test_tenants_never_share_blocks(hasher) -> None:
     a = block_hashes(hasher, "answerability", start=16, salt="tenant:a")
     b = block_hashes(hasher, "answerability", start=16, salt="tenant:b")
     assert not set(a) & set(b)
+
+
+def test_merged_adapter_requests_are_alora_requests(hasher) -> None:
+    """A merged-adapter engine's requests carry no LoRA; past s their KV is adapter KV."""
+    base = block_hashes(hasher)
+    merged = block_hashes(hasher, start=10)
+    assert merged[:2] == base[:2]
+    assert not set(merged[2:]) & set(base)

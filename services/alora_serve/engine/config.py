@@ -33,8 +33,16 @@ class EngineConfig(BaseModel):
     kv_store_gib: float = Field(
         default=1.0, gt=0, description="bound of the store of base-model prefix KV blocks"
     )
+    kv_store_ttl_s: float | None = Field(
+        default=None, gt=0, description="free stored blocks unused this long (None: LRU only)"
+    )
     max_lora_rank: int = Field(default=64, ge=1, description="largest adapter rank accepted")
     max_loras: int = Field(default=8, ge=1, description="adapters batched in one step")
+    adapter_mode: Literal["lora", "merged"] = Field(
+        default="lora",
+        description="lora: adapters as LoRA (several per engine); merged: one adapter "
+        "merged into the weights (no LoRA kernels; needs base KV from a prefill service)",
+    )
     enforce_eager: bool = Field(
         default=True, description="skip torch.compile (saves ~2 min of start-up on CPU)"
     )

@@ -24,12 +24,18 @@ from alora_serve.adapters import (
     validate_for_base,
     vllm_lora_dir,
 )
+from alora_serve.adapters.merged import merged_checkpoint
 from alora_serve.engine import vllm_glue
 from alora_serve.engine.chat_template import ChatRenderer
 from alora_serve.engine.config import EngineConfig
 from alora_serve.engine.constrained import determined_output
-from alora_serve.engine.errors import KVLoadError, RequestFailedError, UnknownAdapterError
-from alora_serve.engine.prefixes import PrefixManager
+from alora_serve.engine.errors import (
+    EngineError,
+    KVLoadError,
+    RequestFailedError,
+    UnknownAdapterError,
+)
+from alora_serve.engine.prefixes import PrefixManager, PrefixSource
 from alora_serve.engine.types import ChatMessage, Generation, SamplingOptions
 from alora_serve.kv.arena import ArenaSpec, SlotArena, arena_path
 from alora_serve.kv.block_pool import BlockPool, PoolStats
@@ -47,7 +53,7 @@ DEFAULT_TENANT = "default"
 @dataclass(frozen=True)
 class LoadedAdapter:
     spec: AdapterSpec
-    lora_request: Any  # vllm.lora.request.LoRARequest
+    lora_request: Any  # vllm.lora.request.LoRARequest; None when merged into the weights
 
 
 class Engine:
@@ -60,42 +66,41 @@ class Engine:
         llm: Any,
         arena: SlotArena,
         adapters: dict[str, LoadedAdapter],
+        kv_model: str,
     ) -> None:
         self.config = config
-        self.checkpoint = checkpoint
+        self.checkpoint = checkpoint  # what vLLM runs: the base model, or an adapter merged
         self.tokenizer = llm.get_tokenizer()
         self.renderer = ChatRenderer(self.tokenizer)
         self.adapters = adapters
         self._llm = llm
-        self._arena = arena
-        fingerprint = f"{checkpoint.path}|{config.dtype}|{config.block_size}"
-        store = PrefixStore(BlockPool(arena.spec.num_slots), config.block_size, fingerprint)
-        self.prefixes = PrefixManager(store, self._prefill_and_save)
+        self.arena = arena
+        namespace = f"{kv_model}|{config.dtype}|{config.block_size}"
+        pool = BlockPool(arena.spec.num_slots, ttl_s=config.kv_store_ttl_s)
+        store = PrefixStore(pool, config.block_size, namespace)
+        self.prefixes = PrefixManager(store, self.compute_base_kv)
+        # Where adapter calls get base KV: this engine's store, unless a decode worker
+        # points it at a prefill service (alora_serve.disagg).
+        self.prefix_source: PrefixSource = self.prefixes
         self.kv_load_retries = 0
 
     @classmethod
     async def start(cls, config: EngineConfig, adapters: Sequence[AdapterSpec] = ()) -> Engine:
-        checkpoint = resolve_model(config.model)
-        _validate_adapters(adapters, checkpoint, config)
-        arena = SlotArena.create(_arena_spec(config, checkpoint))
+        base = resolve_model(config.model)
+        _validate_adapters(adapters, base, config)
+        kv_model = base.identity()
+        served, loaded, max_rank = _served_model(config, base, adapters)
+        arena = SlotArena.create(_arena_spec(config, base))
         try:
-            from vllm.lora.request import LoRARequest
             from vllm.v1.engine.async_llm import AsyncLLM
 
-            loaded = {
-                spec.name: LoadedAdapter(spec, LoRARequest(spec.name, i, str(vllm_lora_dir(spec))))
-                for i, spec in enumerate(adapters, start=1)
-            }
-            max_rank = max((s.rank for s in adapters), default=None)
             llm = AsyncLLM.from_engine_args(
-                vllm_glue.engine_args(
-                    config, checkpoint, arena.spec, _round_rank(max_rank), checkpoint.identity()
-                )
+                vllm_glue.engine_args(config, served, arena.spec, max_rank, kv_model)
             )
         except BaseException:
             arena.unlink()
             raise
-        return cls(config, checkpoint, llm, arena, loaded)
+        return cls(config, served, llm, arena, loaded, kv_model)
 
     # -- public API ------------------------------------------------------------------
 
@@ -107,8 +112,14 @@ class Engine:
     async def chat(self, messages: Sequence[ChatMessage], options: SamplingOptions) -> Generation:
         return await self.generate(self.render_chat(messages), options)
 
+    @property
+    def merged(self) -> bool:
+        """Whether vLLM runs one adapter merged into the weights (no base model here)."""
+        return self.config.adapter_mode == "merged"
+
     async def generate(self, prompt: Sequence[int], options: SamplingOptions) -> Generation:
         """The base model's continuation of ``prompt``."""
+        self._require_base_model("generate base-model text")
         return await self._run(prompt, options)
 
     async def invoke(
@@ -149,7 +160,7 @@ class Engine:
         leases: list[contextlib.AbstractAsyncContextManager] = []
 
         async def take(tokens: Sequence[int]) -> None:
-            lease = self.prefixes.leased(tokens, tenant)
+            lease = self.prefix_source.leased(tokens, tenant)
             await lease.__aenter__()
             leases.append(lease)
 
@@ -170,7 +181,7 @@ class Engine:
 
     def kv_fingerprint(self) -> KVFingerprint:
         """What this engine's KV blocks are compatible with (published by its worker)."""
-        fingerprint = self._arena.fingerprint()
+        fingerprint = self.arena.fingerprint()
         if fingerprint is None:
             raise RuntimeError("the engine's worker has not registered its KV cache")
         return fingerprint
@@ -180,15 +191,19 @@ class Engine:
 
     def metrics_collector(self, store_name: str = "prefix") -> KVStoreCollector:
         """A Prometheus collector of the KV store's size, hits, misses and evictions."""
-        return KVStoreCollector(self.kv_store_stats, self._arena.spec.slot_bytes, store_name)
+        return KVStoreCollector(self.kv_store_stats, self.arena.spec.slot_bytes, store_name)
 
     async def shutdown(self) -> None:
+        self.close()
+
+    def close(self) -> None:
+        """Stop vLLM and free the store (callable where no event loop runs)."""
         if self._llm is not None:
             self._llm.shutdown()
             # Drop it now: AsyncLLM.__del__ shuts down again, which fails noisily if it
             # only runs during interpreter teardown.
             self._llm = None
-            self._arena.unlink()
+            self.arena.unlink()
 
     # -- internals -------------------------------------------------------------------
 
@@ -200,7 +215,7 @@ class Engine:
         options: SamplingOptions,
         tenant: str,
     ) -> Generation:
-        async with self.prefixes.leased(prompt[:start], tenant) as lease:
+        async with self.prefix_source.leased(prompt[:start], tenant) as lease:
             return await self._run(
                 prompt,
                 options,
@@ -209,7 +224,15 @@ class Engine:
                 cache_salt=_tenant_salt(tenant),
             )
 
-    async def _prefill_and_save(self, prefix: Sequence[int], order: SaveOrder, tenant: str) -> int:
+    def _require_base_model(self, task: str) -> None:
+        if self.merged:
+            raise EngineError(
+                f"this engine runs adapter {next(iter(self.adapters))!r} merged into its "
+                f"weights and cannot {task}; use a prefill service or a lora-mode engine"
+            )
+
+    async def compute_base_kv(self, prefix: Sequence[int], order: SaveOrder, tenant: str) -> int:
+        self._require_base_model("compute base-model KV")
         result = await self._run(
             prefix,
             SamplingOptions(max_tokens=1),
@@ -270,6 +293,27 @@ def _validate_adapters(
             tokenizer=tokenizer,
             max_rank=config.max_lora_rank,
         )
+
+
+def _served_model(
+    config: EngineConfig, base: ModelCheckpoint, adapters: Sequence[AdapterSpec]
+) -> tuple[ModelCheckpoint, dict[str, LoadedAdapter], int | None]:
+    """What vLLM loads: (checkpoint, adapters by name, max LoRA rank or None: no LoRA)."""
+    if config.adapter_mode == "merged":
+        if len(adapters) != 1:
+            raise ValueError(
+                f"adapter_mode 'merged' runs exactly one adapter, got {len(adapters)}; "
+                "use adapter_mode 'lora' to serve several from one engine"
+            )
+        (spec,) = adapters
+        return merged_checkpoint(base, spec), {spec.name: LoadedAdapter(spec, None)}, None
+    from vllm.lora.request import LoRARequest
+
+    loaded = {
+        spec.name: LoadedAdapter(spec, LoRARequest(spec.name, i, str(vllm_lora_dir(spec))))
+        for i, spec in enumerate(adapters, start=1)
+    }
+    return base, loaded, _round_rank(max((s.rank for s in adapters), default=None))
 
 
 def _tenant_salt(tenant: str) -> str:

@@ -5,30 +5,46 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import Protocol
 
 from alora_serve.engine.errors import KVLoadError
 from alora_serve.kv.hashing import BlockKey
-from alora_serve.kv.orders import SaveOrder
+from alora_serve.kv.orders import LoadOrder, SaveOrder
 from alora_serve.kv.prefix_store import FillPlan, PrefixLease, PrefixStore
 
-# Computes the base KV of a tenant's prefix and saves it as ordered; returns the tokens
-# computed.
-Prefill = Callable[[Sequence[int], SaveOrder, str], Awaitable[int]]
+# Writes the base KV of a tenant's prefix into the slots of a save order (by computing it,
+# or by pulling it from another engine); returns the prompt tokens it computed.
+Fill = Callable[[Sequence[int], SaveOrder, str], Awaitable[int]]
+
+
+class HoldsPrefix(Protocol):
+    def load_order(self) -> LoadOrder: ...
+
+
+class PrefixSource(Protocol):
+    """Where an engine gets the base KV of [0, s) for an adapter call."""
+
+    def leased(
+        self, tokens: Sequence[int], tenant: str
+    ) -> contextlib.AbstractAsyncContextManager[HoldsPrefix]: ...
 
 
 class PrefixManager:
-    def __init__(self, store: PrefixStore, prefill: Prefill) -> None:
+    """A PrefixSource over this engine's own store, filled by ``fill`` when blocks miss."""
+
+    def __init__(self, store: PrefixStore, fill: Fill) -> None:
         self.store = store
-        self._prefill = prefill
+        self._fill = fill
         self._pending: dict[BlockKey, asyncio.Event] = {}  # keys a fill is computing now
         self.fills = 0
         self.filled_tokens = 0  # prompt tokens the base model computed for fills
 
     @contextlib.asynccontextmanager
-    async def leased(self, tokens: Sequence[int], tenant: str) -> AsyncIterator[PrefixLease]:
-        """Pinned base KV of ``tokens``, prefilled with the base model if missing."""
-        keys = self.store.keys_for(tokens, tenant)
-        lease = await self._lease_or_fill(tokens, keys, tenant)
+    async def leased(
+        self, tokens: Sequence[int], tenant: str, fill: Fill | None = None
+    ) -> AsyncIterator[PrefixLease]:
+        """Pinned base KV of ``tokens``, filled (by ``fill`` if given) if missing."""
+        lease = await self.acquire(tokens, tenant, fill)
         unusable = False
         try:
             yield lease
@@ -36,13 +52,12 @@ class PrefixManager:
             unusable = True
             raise
         finally:
-            self.store.release(lease)
-            if unusable:  # its bytes failed verification: the next lease recomputes it
-                self.store.pool.drop(lease.keys)
+            self.release(lease, unusable)
 
-    async def _lease_or_fill(
-        self, tokens: Sequence[int], keys: Sequence[BlockKey], tenant: str
+    async def acquire(
+        self, tokens: Sequence[int], tenant: str, fill: Fill | None = None
     ) -> PrefixLease:
+        keys = self.store.keys_for(tokens, tenant)
         # Fills of prefixes that share only ready blocks run concurrently (e.g. several
         # instructions after one conversation); one that needs a block another fill is
         # computing waits for it and looks again, so no key is ever computed twice.
@@ -52,14 +67,27 @@ class PrefixManager:
                 await busy.wait()
                 continue
             # No await between the check above and the reservation: atomic for asyncio.
-            return await self._compute(tokens, self.store.plan_fill(keys, len(tokens)), tenant)
+            plan = self.store.plan_fill(keys, len(tokens))
+            return await self._compute(tokens, plan, tenant, fill or self._fill)
         return lease
 
-    async def _compute(self, tokens: Sequence[int], plan: FillPlan, tenant: str) -> PrefixLease:
+    def release(self, lease: PrefixLease, unusable: bool = False) -> None:
+        """Unpin; ``unusable``: its bytes failed verification, the next lease recomputes."""
+        self.store.release(lease)
+        if unusable:
+            self.store.pool.drop(lease.keys)
+
+    def has(self, tokens: Sequence[int], tenant: str) -> bool:
+        keys = self.store.keys_for(tokens, tenant)
+        return self.store.pool.num_ready_prefix(keys) == len(keys)
+
+    async def _compute(
+        self, tokens: Sequence[int], plan: FillPlan, tenant: str, fill: Fill
+    ) -> PrefixLease:
         computing = {plan.keys[i]: asyncio.Event() for i in plan.missing}
         self._pending.update(computing)
         try:
-            computed = await self._prefill(tokens, plan.save_order(), tenant)
+            computed = await fill(tokens, plan.save_order(), tenant)
         except BaseException:
             self.store.abort(plan)
             raise

@@ -88,6 +88,9 @@ class Catalog:
     def names(self) -> list[str]:
         return sorted(self._intrinsics)
 
+    def subset(self, names: Iterable[str]) -> Catalog:
+        return Catalog([self.get(name) for name in names])
+
     def adapters(self) -> list[AdapterSpec]:
         return [self._intrinsics[name].adapter for name in self.names()]
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -82,6 +83,18 @@ class SlotArena:
         data = torch.from_file(spec.path, shared=True, size=numel, dtype=dtype)
         tags = torch.from_file(_tags(spec), shared=True, size=spec.num_slots, dtype=torch.int64)
         return cls(spec, data.view(spec.num_slots, spec.num_layers, spec.block_numel), tags)
+
+    def read_slots(self, slots: Sequence[int]) -> torch.Tensor:
+        """A copy of the blocks in ``slots``: [len(slots), layers, block elements]."""
+        return self.data[torch.tensor(slots, dtype=torch.long)].clone()
+
+    def write_slots(self, slots: Sequence[int], tags: Sequence[int], blocks: torch.Tensor) -> None:
+        """Store ``blocks`` (as read_slots returns them) and tag them; readers never see a
+        half-written slot as valid."""
+        index = torch.tensor(slots, dtype=torch.long)
+        self.tags[index] = EMPTY_TAG
+        self.data[index] = blocks.to(self.data.dtype)
+        self.tags[index] = torch.tensor(tags, dtype=torch.int64)
 
     def publish_fingerprint(self, fingerprint: KVFingerprint) -> None:
         """Written by the engine worker that fills this arena, once it knows its KV."""

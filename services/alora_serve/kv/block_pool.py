@@ -6,13 +6,15 @@ block pool, a block is in one of three states:
 
 - reserved: allocated for a save that has not completed; pinned by the saver;
 - ready and pinned: readable, cannot be evicted while any reader holds it;
-- ready and unpinned: readable, in the LRU queue, evicted when space is needed.
+- ready and unpinned: readable, in the LRU queue, evicted when space is needed (or,
+  with a TTL, once unused for that long).
 """
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from alora_serve.kv.hashing import BlockKey
@@ -30,18 +32,29 @@ class PoolStats:
     hits: int = 0
     misses: int = 0
     evictions: int = 0
+    expirations: int = 0
 
 
 class BlockPool:
-    def __init__(self, num_slots: int) -> None:
+    def __init__(
+        self,
+        num_slots: int,
+        ttl_s: float | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         if num_slots <= 0:
             raise ValueError(f"a block pool needs at least one slot, got {num_slots}")
+        if ttl_s is not None and ttl_s <= 0:
+            raise ValueError(f"a block TTL must be positive, got {ttl_s}")
+        self._ttl_s = ttl_s
+        self._clock = clock
         self._free = list(range(num_slots - 1, -1, -1))
         self._slot_of: dict[BlockKey, int] = {}
         self._key_of: dict[int, BlockKey] = {}
         self._refs: dict[int, int] = {}
         self._ready: set[int] = set()
-        self._lru: OrderedDict[int, None] = OrderedDict()  # ready, unpinned; oldest first
+        # ready, unpinned: slot -> when it was last released; oldest first
+        self._lru: OrderedDict[int, float] = OrderedDict()
         self._stats = PoolStats(capacity_blocks=num_slots)
 
     # -- queries ---------------------------------------------------------------------
@@ -63,6 +76,7 @@ class BlockPool:
             hits=self._stats.hits,
             misses=self._stats.misses,
             evictions=self._stats.evictions,
+            expirations=self._stats.expirations,
         )
 
     # -- readers ---------------------------------------------------------------------
@@ -84,7 +98,7 @@ class BlockPool:
             slot = self._slot_of[key]
             self._refs[slot] -= 1
             if self._refs[slot] == 0 and slot in self._ready:
-                self._lru[slot] = None
+                self._lru[slot] = self._clock()
 
     # -- writers ---------------------------------------------------------------------
 
@@ -99,7 +113,10 @@ class BlockPool:
             )
         slots = []
         for key in keys:
-            slot = self._free.pop() if self._free else self._evict_oldest()
+            if not self._free:
+                self._free.append(self._evict_oldest())
+                self._stats.evictions += 1
+            slot = self._free.pop()
             self._slot_of[key] = slot
             self._key_of[slot] = key
             self._refs[slot] = 1
@@ -130,6 +147,18 @@ class BlockPool:
                 self._ready.discard(slot)
                 self._free.append(slot)
 
+    def expire(self) -> int:
+        """Free unpinned blocks unused for longer than the TTL (if any); how many."""
+        if self._ttl_s is None:
+            return 0
+        deadline = self._clock() - self._ttl_s
+        expired = 0
+        while self._lru and next(iter(self._lru.values())) <= deadline:
+            self._free.append(self._evict_oldest())
+            expired += 1
+        self._stats.expirations += expired
+        return expired
+
     # -- internals -------------------------------------------------------------------
 
     def _add_ref(self, slot: int) -> None:
@@ -141,5 +170,4 @@ class BlockPool:
         key = self._key_of.pop(slot)
         del self._slot_of[key], self._refs[slot]
         self._ready.discard(slot)
-        self._stats.evictions += 1
         return slot

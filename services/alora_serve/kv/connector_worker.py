@@ -64,9 +64,7 @@ class ConnectorWorker:
         self._errors.update(meta.failed_block_ids)
         for load in meta.loads:
             arena = self._source(load)
-            if arena is not None and self._tags_match(arena, load.copies):
-                self._copy_in(arena, load.copies)
-            else:
+            if not (arena is not None and self._copied_intact(arena, load.copies)):
                 self._errors.update(c.block_id for c in load.copies)
 
     def wait_for_save(self, meta: AloraConnectorMetadata) -> None:
@@ -104,6 +102,15 @@ class ConnectorWorker:
         if len(self._foreign) > MAX_FOREIGN_ARENAS:
             self._foreign.popitem(last=False)
         return arena
+
+    def _copied_intact(self, arena: SlotArena, copies: list[BlockCopy]) -> bool:
+        # Checked again after the copy: the owner may have evicted and rewritten a slot
+        # meanwhile (a lease expired). Writers clear a slot's tag before its bytes, so
+        # equal tags after the copy mean the bytes copied were the tagged content.
+        if not self._tags_match(arena, copies):
+            return False
+        self._copy_in(arena, copies)
+        return self._tags_match(arena, copies)
 
     @staticmethod
     def _tags_match(arena: SlotArena, copies: list[BlockCopy]) -> bool:

@@ -29,6 +29,7 @@ class KVStoreCollector(Collector):
             "alora_kv_store_hits": ("Blocks served from the store", stats.hits),
             "alora_kv_store_misses": ("Blocks computed because absent", stats.misses),
             "alora_kv_store_evictions": ("Blocks evicted (LRU)", stats.evictions),
+            "alora_kv_store_expirations": ("Blocks freed unused past the TTL", stats.expirations),
         }
         for name, (doc, value) in counters.items():
             yield self._metric(CounterMetricFamily, name, doc, value)

@@ -57,6 +57,7 @@ class PrefixStore:
 
     def lease(self, keys: Sequence[BlockKey], num_tokens: int) -> PrefixLease | None:
         """Pin the whole prefix if every block is readable, else None (nothing pinned)."""
+        self.pool.expire()
         if self.pool.num_ready_prefix(keys) < len(keys):
             return None
         return PrefixLease(tuple(keys), tuple(self.pool.pin(keys)), num_tokens)

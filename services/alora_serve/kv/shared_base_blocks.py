@@ -28,8 +28,9 @@ ALORA_START_KEY = "alora_start"
 
 
 def alora_start(request: Any) -> int | None:
-    """s for an aLoRA request whose base KV [0, s) is supplied, else None."""
-    if request.lora_request is None or request.mm_features:
+    """s for an aLoRA request whose base KV [0, s) is supplied, else None. (Requests on a
+    merged-adapter engine carry no LoRA but are aLoRA requests all the same.)"""
+    if request.mm_features:
         return None
     order = from_params(request.kv_transfer_params)
     return order.num_tokens if isinstance(order, LoadOrder) else None

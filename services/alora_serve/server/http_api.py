@@ -1,18 +1,23 @@
-"""A minimal OpenAI-compatible chat endpoint over one engine.
+"""The HTTP API: OpenAI-compatible chat (the base model's turn) and intrinsic calls.
 
 Only the fields alora-serve honours are accepted; anything else is a 422 that names the
-field, rather than a silently ignored option.
+field, rather than a silently ignored option. ``create_app`` serves one in-process engine;
+the Ray Serve ingress (``alora_serve.topology.deployments``) serves the same routes.
 """
 
 from __future__ import annotations
 
 import time
 import uuid
+from typing import Any
 
 from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field
 
-from alora_serve.engine import ChatMessage, Engine, SamplingOptions
+from alora_serve.engine import ChatMessage, Engine, Generation, SamplingOptions
+from alora_serve.intrinsics.rewrite import IntrinsicRequest
+
+DEFAULT_TENANT = "default"
 
 
 class ChatCompletionRequest(BaseModel):
@@ -25,6 +30,50 @@ class ChatCompletionRequest(BaseModel):
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
     seed: int | None = None
 
+    def sampling_options(self) -> SamplingOptions:
+        return SamplingOptions(
+            max_tokens=self.max_tokens,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            seed=self.seed,
+        )
+
+
+class IntrinsicsCall(BaseModel):
+    """Several intrinsics on one conversation (they share its base KV)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    intrinsics: list[str] = Field(min_length=1)
+    request: IntrinsicRequest
+    arguments: dict[str, dict[str, Any]] = Field(
+        default_factory=dict, description="per-intrinsic arguments, overriding request's"
+    )
+    tenant: str = DEFAULT_TENANT
+
+
+def chat_completion(result: Generation, model_name: str) -> dict:
+    usage = result.usage
+    return {
+        "id": f"chatcmpl-{uuid.uuid4().hex}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model_name,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": result.text},
+                "finish_reason": result.finish_reason,
+            }
+        ],
+        "usage": {
+            "prompt_tokens": usage.prompt_tokens,
+            "completion_tokens": usage.generated_tokens,
+            "total_tokens": usage.prompt_tokens + usage.generated_tokens,
+            "prompt_tokens_details": {"cached_tokens": usage.reused_prompt_tokens},
+        },
+    }
+
 
 def create_app(engine: Engine) -> FastAPI:
     app = FastAPI(title="alora-serve", version="v1")
@@ -36,32 +85,7 @@ def create_app(engine: Engine) -> FastAPI:
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: ChatCompletionRequest) -> dict:
-        options = SamplingOptions(
-            max_tokens=request.max_tokens,
-            temperature=request.temperature,
-            top_p=request.top_p,
-            seed=request.seed,
-        )
-        result = await engine.chat(request.messages, options)
-        usage = result.usage
-        return {
-            "id": f"chatcmpl-{uuid.uuid4().hex}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": model_name,
-            "choices": [
-                {
-                    "index": 0,
-                    "message": {"role": "assistant", "content": result.text},
-                    "finish_reason": result.finish_reason,
-                }
-            ],
-            "usage": {
-                "prompt_tokens": usage.prompt_tokens,
-                "completion_tokens": usage.generated_tokens,
-                "total_tokens": usage.prompt_tokens + usage.generated_tokens,
-                "prompt_tokens_details": {"cached_tokens": usage.reused_prompt_tokens},
-            },
-        }
+        result = await engine.chat(request.messages, request.sampling_options())
+        return chat_completion(result, model_name)
 
     return app

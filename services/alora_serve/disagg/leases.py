@@ -1,0 +1,71 @@
+"""Leases the prefill service grants on stored prefixes: bounded, and expiring.
+
+A decode worker holds a lease (its prefix's blocks stay pinned) while its adapter
+request reads the blocks. A worker that dies never releases: leases expire after a TTL,
+so a dead reader cannot pin the store forever.
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Generic, TypeVar
+
+Held = TypeVar("Held")
+
+
+class TooManyLeasesError(RuntimeError):
+    """Every lease is taken: back-pressure, retry later."""
+
+
+@dataclass
+class _Entry(Generic[Held]):
+    held: Held
+    expires_at: float
+
+
+class LeaseTable(Generic[Held]):
+    def __init__(
+        self, max_leases: int, ttl_s: float, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        if max_leases < 1 or ttl_s <= 0:
+            raise ValueError("a lease table needs max_leases >= 1 and ttl_s > 0")
+        self.max_leases = max_leases
+        self.ttl_s = ttl_s
+        self._clock = clock
+        self._ids = itertools.count(1)
+        self._entries: dict[int, _Entry[Held]] = {}
+        self.granted = 0
+        self.expired = 0
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def check_room(self) -> None:
+        if len(self._entries) >= self.max_leases:
+            raise TooManyLeasesError(
+                f"all {self.max_leases} prefix leases are held by in-flight calls; retry later"
+            )
+
+    def add(self, held: Held) -> int:
+        self.check_room()
+        lease_id = next(self._ids)
+        self._entries[lease_id] = _Entry(held, self._clock() + self.ttl_s)
+        self.granted += 1
+        return lease_id
+
+    def get(self, lease_id: int) -> Held | None:
+        entry = self._entries.get(lease_id)
+        return entry.held if entry is not None else None
+
+    def pop(self, lease_id: int) -> Held | None:
+        entry = self._entries.pop(lease_id, None)
+        return entry.held if entry is not None else None
+
+    def pop_expired(self) -> list[Held]:
+        now = self._clock()
+        expired = [i for i, e in self._entries.items() if e.expires_at <= now]
+        self.expired += len(expired)
+        return [self._entries.pop(i).held for i in expired]

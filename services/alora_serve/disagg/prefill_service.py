@@ -1,0 +1,89 @@
+"""The prefill service: a base-model engine that owns the KV of conversations.
+
+It computes the base KV of prefixes (each block once, per tenant, reusing earlier turns'
+blocks), keeps it in its bounded store and lends it to decode workers: same-host workers
+read its shared-memory arena in place; others pull the blocks' bytes. Leases pin the
+blocks while a worker reads; they are bounded and expire, so a dead worker cannot pin the
+store forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from alora_serve.disagg.grants import LeaseGrant
+from alora_serve.disagg.leases import LeaseTable
+from alora_serve.engine import Engine
+from alora_serve.kv.prefix_store import PrefixLease
+
+logger = logging.getLogger(__name__)
+
+
+class UnknownLeaseError(KeyError):
+    """The lease was released or expired (or granted by another replica)."""
+
+    def __str__(self) -> str:
+        return self.args[0]
+
+
+@dataclass(frozen=True)
+class LeaseLimits:
+    max_leases: int = 256
+    ttl_s: float = 60.0
+
+
+class PrefillService:
+    def __init__(self, engine: Engine, host: str, limits: LeaseLimits = LeaseLimits()) -> None:
+        self.engine = engine
+        self.host = host
+        self._leases: LeaseTable[PrefixLease] = LeaseTable(limits.max_leases, limits.ttl_s)
+
+    async def lease(self, tokens: Sequence[int], tenant: str) -> LeaseGrant:
+        """Pin the base KV of ``tokens`` (computing what is missing) for a reader."""
+        self.expire_leases()
+        self._leases.check_room()
+        lease = await self.engine.prefixes.acquire(list(tokens), tenant)
+        lease_id = self._leases.add(lease)
+        order = dataclasses.replace(lease.load_order(), arena=self.engine.arena.spec.path)
+        return LeaseGrant(lease_id, order, self.host, self.engine.kv_fingerprint())
+
+    async def release(self, lease_id: int, unusable: bool = False) -> None:
+        """Unpin; ``unusable``: a reader found the bytes bad, so they are dropped."""
+        lease = self._leases.pop(lease_id)
+        if lease is not None:
+            self.engine.prefixes.release(lease, unusable)
+
+    async def read_blocks(self, lease_id: int, blocks: Sequence[int]) -> torch.Tensor:
+        """The bytes of blocks ``blocks`` of a leased prefix, for a reader on another host."""
+        lease = self._leases.get(lease_id)
+        if lease is None:
+            raise UnknownLeaseError(f"lease {lease_id} was released or has expired")
+        return self.engine.arena.read_slots([lease.slots[b] for b in blocks])
+
+    async def store(self, tokens: Sequence[int], tenant: str) -> None:
+        """Compute and keep the base KV of ``tokens`` (a conversation's latest turn)."""
+        async with self.engine.prefixes.leased(list(tokens), tenant):
+            pass
+
+    def expire_leases(self) -> int:
+        expired = self._leases.pop_expired()
+        for lease in expired:
+            self.engine.prefixes.release(lease)
+        if expired:
+            logger.warning("%d prefix leases expired unreleased (reader gone?)", len(expired))
+        return len(expired)
+
+    async def expire_leases_forever(self, interval_s: float) -> None:
+        while True:
+            await asyncio.sleep(interval_s)
+            self.expire_leases()
+
+    @property
+    def active_leases(self) -> int:
+        return len(self._leases)

@@ -1,0 +1,171 @@
+"""A decode engine's PrefixSource: base KV leased from the prefill service.
+
+On the prefill service's host the decode engine's worker reads the service's arena in
+place (no copy besides the one into vLLM's own cache). From another host it pulls the
+blocks' bytes into its own store, which keeps them (bounded, LRU) for later calls on the
+same conversation. The transfer is chosen per call from where the grant says the KV is.
+
+When the prefill service cannot supply the KV (unreachable, restarting, a failed
+transfer), a lora-mode worker computes it with its own base model (``recompute``): slower,
+still exact. A merged-adapter worker has no base model and fails fast instead.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+from alora_serve.disagg.grants import LeaseGrant
+from alora_serve.engine import Engine
+from alora_serve.engine.errors import EngineError, KVLoadError
+from alora_serve.engine.prefixes import Fill, HoldsPrefix, PrefixManager
+from alora_serve.kv.arena import SlotArena
+from alora_serve.kv.fingerprint import IncompatibleKVError, KVFingerprint
+from alora_serve.kv.orders import SaveOrder
+
+logger = logging.getLogger(__name__)
+
+
+class PrefillUnavailableError(EngineError):
+    """The prefill service could not supply base KV, and this worker cannot compute it."""
+
+
+class PrefillClient(Protocol):
+    """The prefill service as a decode worker reaches it (in process, or a Serve handle)."""
+
+    async def lease(self, tokens: Sequence[int], tenant: str) -> LeaseGrant: ...
+
+    async def release(self, lease_id: int, unusable: bool = False) -> None: ...
+
+    async def read_blocks(self, lease_id: int, blocks: Sequence[int]) -> torch.Tensor: ...
+
+
+@dataclass
+class TransferCounts:
+    in_place: int = 0  # calls that read the prefill service's arena on this host
+    pulled_blocks: int = 0  # blocks copied here from another host
+    pulled_bytes: int = 0
+    local_hits: int = 0  # calls served from blocks pulled earlier
+    recomputed: int = 0  # fills computed here because the prefill service failed
+
+
+class RemotePrefixes:
+    def __init__(
+        self,
+        prefill: PrefillClient,
+        local: PrefixManager,
+        arena: SlotArena,
+        host: str,
+        fingerprint: KVFingerprint,
+        recompute: Fill | None,
+    ) -> None:
+        self.prefill = prefill
+        self.local = local
+        self.arena = arena
+        self.host = host
+        self.fingerprint = fingerprint
+        self.recompute = recompute
+        self.counts = TransferCounts()
+        self._prefill_is_local = True  # until a grant says otherwise
+
+    @contextlib.asynccontextmanager
+    async def leased(self, tokens: Sequence[int], tenant: str) -> AsyncIterator[HoldsPrefix]:
+        if self._prefill_is_local and not self.local.has(tokens, tenant):
+            grant = await self._lease_or_none(tokens, tenant)
+            if grant is not None:
+                self._prefill_is_local = grant.host == self.host
+                if self._prefill_is_local:
+                    async with self._in_place(grant) as held:
+                        yield held
+                    return
+                await self._release(grant, unusable=False)
+        if self.local.has(tokens, tenant):
+            self.counts.local_hits += 1
+        async with self.local.leased(tokens, tenant, fill=self._pull_or_recompute) as lease:
+            yield lease
+
+    @contextlib.asynccontextmanager
+    async def _in_place(self, grant: LeaseGrant) -> AsyncIterator[LeaseGrant]:
+        unusable = False
+        try:
+            self.counts.in_place += 1
+            yield grant
+        except KVLoadError:
+            unusable = True  # the prefill service drops the bytes; a retry recomputes
+            raise
+        finally:
+            await self._release(grant, unusable)
+
+    async def _lease_or_none(self, tokens: Sequence[int], tenant: str) -> LeaseGrant | None:
+        """A grant, or None when the local path should take over (it recomputes)."""
+        try:
+            return await self._lease(tokens, tenant)
+        except IncompatibleKVError:
+            raise
+        except Exception as exc:
+            self._require_recompute(exc)
+            return None
+
+    async def _pull_or_recompute(self, tokens: Sequence[int], order: SaveOrder, tenant: str):
+        try:
+            return await self._pull(tokens, order, tenant)
+        except IncompatibleKVError:
+            raise
+        except Exception as exc:
+            self._require_recompute(exc)
+            self.counts.recomputed += 1
+            return await self.recompute(tokens, order, tenant)
+
+    def _require_recompute(self, cause: Exception) -> None:
+        if self.recompute is None:
+            raise PrefillUnavailableError(
+                f"the prefill service could not supply base KV ({cause}), and this "
+                "merged-adapter worker cannot compute it; retry when the service is back"
+            ) from cause
+        logger.warning("prefill service failed (%s); computing base KV here", cause)
+
+    async def _pull(self, tokens: Sequence[int], order: SaveOrder, tenant: str) -> int:
+        """Fill the local store's missing blocks with the prefill service's bytes."""
+        grant = await self._lease(tokens, tenant)
+        try:
+            blocks = await self.prefill.read_blocks(grant.lease_id, order.blocks)
+        finally:
+            await self._release(grant, unusable=False)
+        self.arena.write_slots(order.slots, order.tags, blocks)
+        self.counts.pulled_blocks += len(order.blocks)
+        self.counts.pulled_bytes += blocks.numel() * blocks.element_size()
+        return 0  # nothing computed here
+
+    async def _lease(self, tokens: Sequence[int], tenant: str) -> LeaseGrant:
+        grant = await self.prefill.lease(list(tokens), tenant)
+        try:
+            self.fingerprint.require_compatible(grant.fingerprint, "the prefill service")
+        except Exception:
+            await self._release(grant, unusable=False)
+            raise
+        return grant
+
+    async def _release(self, grant: LeaseGrant, unusable: bool) -> None:
+        try:
+            await self.prefill.release(grant.lease_id, unusable)
+        except Exception as exc:  # the lease expires on its own
+            logger.warning("could not release prefix lease %d: %s", grant.lease_id, exc)
+
+
+def attach_to_prefill(engine: Engine, prefill: PrefillClient, host: str) -> RemotePrefixes:
+    """Make ``engine`` a decode engine: its adapter calls get base KV from ``prefill``."""
+    source = RemotePrefixes(
+        prefill,
+        engine.prefixes,
+        engine.arena,
+        host,
+        engine.kv_fingerprint(),
+        recompute=None if engine.merged else engine.compute_base_kv,
+    )
+    engine.prefix_source = source
+    return source

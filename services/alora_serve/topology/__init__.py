@@ -1,0 +1,1 @@
+"""Serving topologies on Ray Serve, built from one validated config."""

@@ -1,0 +1,145 @@
+"""One pydantic config for every topology, validated before anything starts.
+
+- ``colocated``: one engine with every adapter and its own KV store (smallest footprint);
+- ``disaggregated``: a prefill service (base model, owns conversation KV) and decode
+  workers, one deployment per intrinsic by default (adapter merged into the weights), or
+  several intrinsics per deployment (multi-LoRA).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from alora_serve.engine import EngineConfig
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Scaling(_Strict):
+    """Ray Serve options of one deployment."""
+
+    num_replicas: int = Field(default=1, ge=1, description="ignored when autoscaling is set")
+    autoscaling: dict[str, Any] | None = Field(
+        default=None, description="Ray Serve autoscaling_config (min/max_replicas, ...)"
+    )
+    max_ongoing_requests: int = Field(default=16, ge=1, description="per replica")
+    max_queued_requests: int = Field(
+        default=64, ge=1, description="waiting calls beyond which callers are refused"
+    )
+    num_cpus: float = Field(default=0.5, gt=0, description="CPUs reserved per replica")
+
+    @field_validator("autoscaling")
+    @classmethod
+    def _valid_autoscaling(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            from ray.serve.config import AutoscalingConfig
+
+            AutoscalingConfig(**value)  # raises a ValidationError naming the bad field
+        return value
+
+    def deployment_options(self) -> dict[str, Any]:
+        options: dict[str, Any] = {
+            "max_ongoing_requests": self.max_ongoing_requests,
+            "max_queued_requests": self.max_queued_requests,
+            "ray_actor_options": {"num_cpus": self.num_cpus},
+        }
+        if self.autoscaling is not None:
+            options["autoscaling_config"] = self.autoscaling
+        else:
+            options["num_replicas"] = self.num_replicas
+        return options
+
+
+class PrefillConfig(_Strict):
+    engine: EngineConfig = EngineConfig()
+    scaling: Scaling = Scaling()
+    lease_ttl_s: float = Field(default=60.0, gt=0, description="unreleased leases expire")
+    max_leases: int = Field(default=256, ge=1)
+
+
+class DecodeGroup(_Strict):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    intrinsics: list[str] = Field(min_length=1)
+    mode: Literal["merged", "lora"] | None = Field(
+        default=None, description="default: merged for one intrinsic, lora for several"
+    )
+    engine: EngineConfig = EngineConfig(kv_cache_gib=0.5, kv_store_gib=0.25)
+    scaling: Scaling = Scaling()
+
+    @model_validator(mode="after")
+    def _mode_fits(self) -> DecodeGroup:
+        if self.resolved_mode == "merged" and len(self.intrinsics) != 1:
+            raise ValueError(
+                f"decode group {self.name!r}: merged mode serves exactly one intrinsic, "
+                f"got {self.intrinsics}; use mode 'lora' for several"
+            )
+        return self
+
+    @property
+    def resolved_mode(self) -> Literal["merged", "lora"]:
+        return self.mode or ("merged" if len(self.intrinsics) == 1 else "lora")
+
+    def engine_config(self, model: str | None) -> EngineConfig:
+        return self.engine.model_copy(update={"model": model, "adapter_mode": self.resolved_mode})
+
+
+class TopologyConfig(_Strict):
+    topology: Literal["colocated", "disaggregated"] = "disaggregated"
+    model: str | None = Field(default=None, description="base checkpoint; None: embedded")
+    library: str | None = Field(
+        default=None, description="intrinsics adapter library; None: seeded stand-ins"
+    )
+    intrinsics: list[str] = Field(
+        default_factory=list, description="what to serve; empty: all in the library"
+    )
+    prefill: PrefillConfig = PrefillConfig()
+    decode: list[DecodeGroup] = Field(
+        default_factory=list, description="empty: one merged deployment per intrinsic"
+    )
+    colocated: EngineConfig = EngineConfig()
+    colocated_scaling: Scaling = Scaling()
+
+    @model_validator(mode="after")
+    def _groups_are_distinct(self) -> TopologyConfig:
+        names = [g.name for g in self.decode]
+        if len(set(names)) != len(names):
+            raise ValueError(f"decode group names must be unique, got {names}")
+        served = [i for g in self.decode for i in g.intrinsics]
+        if len(set(served)) != len(served):
+            raise ValueError(f"each intrinsic may be in one decode group only, got {served}")
+        if self.intrinsics and set(served) - set(self.intrinsics):
+            raise ValueError(
+                f"decode groups serve {sorted(set(served) - set(self.intrinsics))}, "
+                f"which are not in intrinsics {self.intrinsics}"
+            )
+        return self
+
+    def decode_groups(self, available: list[str]) -> list[DecodeGroup]:
+        """The configured groups, or one merged group per intrinsic; every intrinsic to
+        serve must be in a group."""
+        wanted = self.intrinsics or available
+        if missing := sorted(set(wanted) - set(available)):
+            raise ValueError(f"intrinsics {missing} are not in the library ({available})")
+        groups = self.decode or [
+            DecodeGroup(name=name.replace("_", "-"), intrinsics=[name]) for name in wanted
+        ]
+        if unserved := sorted(set(wanted) - {i for g in groups for i in g.intrinsics}):
+            raise ValueError(f"intrinsics {unserved} are in no decode group")
+        return groups
+
+
+EMBEDDED_CONFIG = Path(__file__).with_name("embedded.yaml")
+
+
+def load_topology(path: Path | str | None = None, **overrides: Any) -> TopologyConfig:
+    """A topology from a YAML file (default: the embedded one), with ``overrides`` of
+    top-level fields (None values are ignored)."""
+    data = yaml.safe_load(Path(path or EMBEDDED_CONFIG).read_text()) or {}
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    return TopologyConfig.model_validate(data)

@@ -1,0 +1,251 @@
+"""The Ray Serve deployments of every topology.
+
+Each wraps one engine role in a replica process: the prefill service, an intrinsic worker
+(a decode worker attached to the prefill service, or the colocated engine with its own
+store) and the ingress that routes intrinsic calls to workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from fastapi import FastAPI, HTTPException
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+
+from alora_serve.disagg.grants import LeaseGrant
+from alora_serve.disagg.leases import TooManyLeasesError
+from alora_serve.disagg.prefill_service import LeaseLimits, PrefillService
+from alora_serve.disagg.remote_prefixes import attach_to_prefill
+from alora_serve.engine import ChatMessage, Engine, EngineConfig, Generation, SamplingOptions
+from alora_serve.intrinsics.catalog import Catalog, UnknownIntrinsicError
+from alora_serve.intrinsics.rewrite import IntrinsicInputError, IntrinsicRequest
+from alora_serve.intrinsics.runner import IntrinsicResult, IntrinsicRunner
+from alora_serve.kv.block_pool import StoreFullError
+from alora_serve.server.http_api import ChatCompletionRequest, IntrinsicsCall, chat_completion
+from alora_serve.topology.routing import session_id
+
+PREFILL_CALL_TIMEOUT_S = 120.0  # a lease may wait for the base prefill of a long prefix
+KV_NODE_REFRESH_S = 30.0
+
+
+def _conversation_key(request: IntrinsicRequest) -> str:
+    return request.model_dump_json(include={"messages", "documents"})
+
+
+def node_id() -> str:
+    """The Ray node (host) this replica runs on."""
+    import ray
+
+    return ray.get_runtime_context().get_node_id()
+
+
+@serve.deployment
+class PrefillDeployment:
+    async def __init__(self, engine: EngineConfig, limits: LeaseLimits) -> None:
+        started = await Engine.start(engine)
+        self.service = PrefillService(started, node_id(), limits)
+        self._expiry = asyncio.create_task(self.service.expire_leases_forever(limits.ttl_s / 4))
+
+    async def lease(self, tokens: Sequence[int], tenant: str) -> LeaseGrant:
+        return await self.service.lease(tokens, tenant)
+
+    async def release(self, lease_id: int, unusable: bool = False) -> None:
+        await self.service.release(lease_id, unusable)
+
+    async def read_blocks(self, lease_id: int, blocks: Sequence[int]) -> np.ndarray:
+        # numpy crosses Ray's object store without pickling the bytes
+        return (await self.service.read_blocks(lease_id, blocks)).numpy()
+
+    async def store(self, tokens: Sequence[int], tenant: str) -> None:
+        await self.service.store(tokens, tenant)
+
+    async def chat(self, messages: Sequence[ChatMessage], options: SamplingOptions) -> Generation:
+        return await self.service.engine.chat(messages, options)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "node": self.service.host,
+            "active_leases": self.service.active_leases,
+            "fills": self.service.engine.prefixes.fills,
+            "store": vars(self.service.engine.kv_store_stats()),
+        }
+
+    def __del__(self) -> None:
+        self._expiry.cancel()
+        self.service.engine.close()
+
+
+class HandlePrefillClient:
+    """The prefill service as a decode worker reaches it: a Serve handle, with timeouts."""
+
+    def __init__(self, handle: DeploymentHandle, timeout_s: float = PREFILL_CALL_TIMEOUT_S):
+        self._handle = handle
+        self._timeout_s = timeout_s
+
+    async def lease(self, tokens: Sequence[int], tenant: str) -> LeaseGrant:
+        return await self._call("lease", list(tokens), tenant)
+
+    async def release(self, lease_id: int, unusable: bool = False) -> None:
+        await self._call("release", lease_id, unusable)
+
+    async def read_blocks(self, lease_id: int, blocks: Sequence[int]) -> torch.Tensor:
+        return torch.from_numpy(np.array(await self._call("read_blocks", lease_id, list(blocks))))
+
+    async def _call(self, method: str, *args: Any) -> Any:
+        response = getattr(self._handle, method).remote(*args)
+        return await asyncio.wait_for(response, self._timeout_s)
+
+
+@serve.deployment
+class IntrinsicWorker:
+    """Runs intrinsic calls on its engine: a decode worker when given a prefill service
+    (base KV comes from it), else a colocated engine (its own base model fills its store)."""
+
+    async def __init__(
+        self,
+        engine: EngineConfig,
+        library: str,
+        intrinsics: Sequence[str],
+        prefill: DeploymentHandle | None,
+    ) -> None:
+        from alora_serve.model import resolve_model
+
+        base = resolve_model(engine.model)
+        catalog = Catalog.from_library(library, base.name).subset(intrinsics)
+        self.engine = await Engine.start(engine, catalog.adapters())
+        self.transfer = None
+        if prefill is not None:
+            self.transfer = attach_to_prefill(self.engine, HandlePrefillClient(prefill), node_id())
+        self.runner = IntrinsicRunner(self.engine, catalog)
+
+    async def run_many(
+        self,
+        names: Sequence[str],
+        request: IntrinsicRequest,
+        tenant: str,
+        arguments: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> list[IntrinsicResult]:
+        return await self.runner.run_many(names, request, tenant, arguments)
+
+    async def chat(self, messages: Sequence[ChatMessage], options: SamplingOptions) -> Generation:
+        return await self.engine.chat(messages, options)
+
+    async def invoke(
+        self, adapter: str, prompt: Sequence[int], options: SamplingOptions, tenant: str
+    ) -> Generation:
+        """One adapter on raw prompt tokens (no intrinsic I/O processing)."""
+        return await self.engine.invoke(adapter, prompt, options, tenant)
+
+    def stats(self) -> dict[str, Any]:
+        transfer = vars(self.transfer.counts) if self.transfer is not None else None
+        return {"node": node_id(), "transfer": transfer, "fills": self.engine.prefixes.fills}
+
+    def __del__(self) -> None:
+        with contextlib.suppress(AttributeError):  # the constructor may have failed
+            self.engine.close()
+
+
+http = FastAPI(title="alora-serve", version="v1")
+
+
+@serve.deployment
+@serve.ingress(http)
+class IntrinsicsIngress:
+    """Routes intrinsic calls to the worker serving each intrinsic (several intrinsics of
+    one call run together on each worker, sharing the conversation's base prefix) and the
+    base model's turns to the engine that owns conversations. Serves HTTP and handles."""
+
+    def __init__(
+        self,
+        workers: Mapping[str, DeploymentHandle],
+        routes: Mapping[str, str],
+        catalog: list[dict],
+        base: DeploymentHandle,
+        model_name: str,
+    ) -> None:
+        self._workers = dict(workers)  # worker name -> handle
+        self._routes = dict(routes)  # intrinsic -> worker name
+        self._catalog = catalog
+        self._base = base  # the prefill service, or the colocated worker
+        self._model_name = model_name
+        self._kv_node: tuple[str, float] | None = None  # (node, when learned)
+
+    # -- handle API ------------------------------------------------------------------
+
+    def catalog(self) -> list[dict]:
+        return self._catalog
+
+    async def run_many(
+        self,
+        names: Sequence[str],
+        request: IntrinsicRequest,
+        tenant: str,
+        arguments: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> list[IntrinsicResult]:
+        if unknown := [n for n in names if n not in self._routes]:
+            raise UnknownIntrinsicError(unknown[0], self._routes)
+        arguments = arguments or {}
+        groups: dict[str, list[str]] = {}
+        for name in names:
+            groups.setdefault(self._routes[name], []).append(name)
+        session = session_id(await self._conversation_node(), tenant, _conversation_key(request))
+        batches = await asyncio.gather(
+            *(
+                self._workers[worker]
+                .options(session_id=session)
+                .run_many.remote(
+                    group, request, tenant, {n: arguments[n] for n in group if n in arguments}
+                )
+                for worker, group in groups.items()
+            )
+        )
+        by_name = {result.name: result for batch in batches for result in batch}
+        return [by_name[name] for name in names]
+
+    async def chat(self, messages: Sequence[ChatMessage], options: SamplingOptions) -> Generation:
+        return await self._base.chat.remote(list(messages), options)
+
+    async def _conversation_node(self) -> str:
+        """The node whose store holds conversations' KV (re-learned now and then: the
+        prefill service may restart elsewhere)."""
+        now = time.monotonic()
+        if self._kv_node is None or now - self._kv_node[1] > KV_NODE_REFRESH_S:
+            self._kv_node = ((await self._base.stats.remote())["node"], now)
+        return self._kv_node[0]
+
+    # -- HTTP ------------------------------------------------------------------------
+
+    @http.get("/health")
+    def health(self) -> dict[str, str]:
+        return {"status": "ok", "model": self._model_name}
+
+    @http.get("/v1/intrinsics")
+    def list_intrinsics(self) -> list[dict]:
+        return self._catalog
+
+    @http.post("/v1/intrinsics:run")
+    async def run_http(self, call: IntrinsicsCall) -> list[dict]:
+        try:
+            results = await self.run_many(
+                call.intrinsics, call.request, call.tenant, call.arguments
+            )
+        except UnknownIntrinsicError as exc:
+            raise HTTPException(404, str(exc)) from exc
+        except IntrinsicInputError as exc:
+            raise HTTPException(422, str(exc)) from exc
+        except (TooManyLeasesError, StoreFullError) as exc:
+            raise HTTPException(429, str(exc)) from exc
+        return [dataclasses.asdict(result) for result in results]
+
+    @http.post("/v1/chat/completions")
+    async def chat_http(self, request: ChatCompletionRequest) -> dict:
+        result = await self.chat(request.messages, request.sampling_options())
+        return chat_completion(result, self._model_name)

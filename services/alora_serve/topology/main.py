@@ -1,0 +1,73 @@
+"""The main job: a topology on Ray Serve on this machine, checked end to end, serving
+HTTP until interrupted."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from collections.abc import Callable
+
+from alora_serve.engine import ChatMessage, SamplingOptions
+from alora_serve.topology.config import TopologyConfig
+
+APP_NAME = "alora"
+
+
+def serve_topology(
+    config: TopologyConfig, host: str, port: int, progress: Callable[[str], None] = print
+) -> None:
+    import ray
+    from ray import serve
+
+    from alora_serve.topology.app import build_app, resolve_library
+
+    library = resolve_library(config, progress)
+    app = build_app(config, library)  # validated before Ray starts anything
+    progress(f"Starting Ray and the {config.topology} topology (engines start in parallel) ...")
+    ray.init(include_dashboard=False, configure_logging=False)
+    try:
+        serve.start(http_options={"host": host, "port": port})
+        ingress = serve.run(app, name=APP_NAME, route_prefix="/")
+        _self_check(ingress, progress)
+        _print_banner(host, port, progress)
+        _wait_for_signal()
+        progress("Stopping ...")
+    finally:
+        serve.shutdown()
+        ray.shutdown()
+
+
+def _self_check(ingress, progress: Callable[[str], None]) -> None:
+    from alora_serve.examples.rag_pipeline import EXAMPLE_CONVERSATION, EXAMPLE_DOCUMENTS
+    from alora_serve.intrinsics.rewrite import IntrinsicRequest
+
+    names = [entry["name"] for entry in ingress.catalog.remote().result()]
+    request = IntrinsicRequest(messages=EXAMPLE_CONVERSATION, documents=EXAMPLE_DOCUMENTS)
+    checked = [n for n in ("answerability", "uncertainty") if n in names] or names[:1]
+    for result in ingress.run_many.remote(checked, request, "self-check").result():
+        progress(
+            f"Self-check: {result.name} -> {json.dumps(result.result)} "
+            f"({result.usage.reused_prompt_tokens}/{result.usage.prompt_tokens} prompt tokens "
+            f"reused, {result.seconds:.2f} s)"
+        )
+    question = [ChatMessage(role="user", content="What is the capital of France?")]
+    reply = ingress.chat.remote(question, SamplingOptions(max_tokens=32)).result()
+    progress(f"Self-check: chat -> {reply.text!r}")
+
+
+def _print_banner(host: str, port: int, progress: Callable[[str], None]) -> None:
+    url = f"http://{host}:{port}"
+    progress(
+        f"alora-serve listening on {url}\n"
+        f"  intrinsics: curl {url}/v1/intrinsics\n"
+        f"  chat:       alora-serve chat --url {url} 'Hello!'\n"
+        "Press Ctrl-C to stop."
+    )
+
+
+def _wait_for_signal() -> None:
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    stop.wait()
