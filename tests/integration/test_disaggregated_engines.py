@@ -144,8 +144,9 @@ async def test_incompatible_prefill_is_refused_before_any_copy(
 
 
 # Merged weights (W + scale * B @ A, rounded to float32 once) against PEFT computing the
-# LoRA path separately: measured here, the top-5 logprobs differ by at most ~1e-5.
-MERGED_LOGPROB_TOLERANCE = 1e-4
+# LoRA path separately: measured here, the top-5 logprobs differ by at most 4.6e-5
+# (lora mode: 4.2e-5; vLLM and PEFT compute in different orders either way).
+MERGED_LOGPROB_TOLERANCE = 2e-4
 
 
 async def test_merged_adapter_matches_peft_within_float_rounding(

@@ -33,6 +33,10 @@ class Scaling(_Strict):
         default=64, ge=1, description="waiting calls beyond which callers are refused"
     )
     num_cpus: float = Field(default=0.5, gt=0, description="CPUs reserved per replica")
+    num_gpus: float = Field(default=0, ge=0, description="GPUs per replica (GPU clusters)")
+    resources: dict[str, float] = Field(
+        default_factory=dict, description="custom Ray resources a replica needs (placement)"
+    )
 
     @field_validator("autoscaling")
     @classmethod
@@ -47,7 +51,11 @@ class Scaling(_Strict):
         options: dict[str, Any] = {
             "max_ongoing_requests": self.max_ongoing_requests,
             "max_queued_requests": self.max_queued_requests,
-            "ray_actor_options": {"num_cpus": self.num_cpus},
+            "ray_actor_options": {
+                "num_cpus": self.num_cpus,
+                "num_gpus": self.num_gpus,
+                "resources": dict(self.resources),
+            },
         }
         if self.autoscaling is not None:
             options["autoscaling_config"] = self.autoscaling
