@@ -185,3 +185,25 @@ async def test_merged_engine_never_computes_base_kv(merged_engine, prefill, toke
         await merged_engine.invoke("probe_a", prompt, GREEDY)
     with pytest.raises(EngineError, match="merged into its weights"):
         await merged_engine.generate(prompt, GREEDY)
+
+
+async def test_next_turn_computes_only_its_new_tokens(prefill, tokenizer):
+    """The prefill of turn n+1 loads turn n's stored blocks (even once vLLM's own cache has
+    dropped them) and computes only what follows."""
+    messages = conversation(tokenizer, 700, skip=27)
+    turn = render(tokenizer, messages)
+    next_turn = render(tokenizer, [*messages, {"role": "user", "content": "And after that?"}])
+    await prefill.store(turn, "default")
+    await prefill.engine.reset_local_prefix_cache()  # only the store holds turn n now
+
+    before = prefill.engine.prefixes.filled_tokens
+    await prefill.store(next_turn, "default")
+    computed = prefill.engine.prefixes.filled_tokens - before
+
+    block = prefill.engine.config.block_size
+    shared = next(
+        (i for i, (a, b) in enumerate(zip(turn, next_turn, strict=False)) if a != b), len(turn)
+    )
+    stored_head = min(shared, len(turn) // block * block) // block * block
+    assert stored_head > 0
+    assert computed == len(next_turn) - stored_head

@@ -76,9 +76,36 @@ def test_serve_runs_intrinsics_and_chat_and_stops_cleanly() -> None:
         assert chat.returncode == 0, chat.stderr
         assert "Paris" in chat.stdout
 
+        check_intrinsics_http(url)
+
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=60) == 0
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def check_intrinsics_http(url: str) -> None:
+    import httpx
+
+    listed = httpx.get(f"{url}/v1/intrinsics", timeout=30).json()
+    assert {"answerability", "citations", "requirement_check"} <= {i["name"] for i in listed}
+
+    conversation = {"messages": [{"role": "user", "content": "Is the sky blue?"}]}
+    call = {"intrinsics": ["answerability", "uncertainty"], "request": conversation}
+    answered = httpx.post(f"{url}/v1/intrinsics:run", json=call, timeout=120)
+    assert answered.status_code == 200, answered.text
+    answerability, uncertainty = answered.json()
+    assert 0 <= answerability["result"]["answerability_likelihood"] <= 1
+    assert uncertainty["name"] == "uncertainty"
+
+    unknown = httpx.post(
+        f"{url}/v1/intrinsics:run", json={**call, "intrinsics": ["telepathy"]}, timeout=30
+    )
+    assert unknown.status_code == 404 and "telepathy" in unknown.json()["detail"]
+    missing_documents = httpx.post(
+        f"{url}/v1/intrinsics:run", json={**call, "intrinsics": ["citations"]}, timeout=30
+    )
+    assert missing_documents.status_code == 422
+    assert "needs documents" in missing_documents.json()["detail"]

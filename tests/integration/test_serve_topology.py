@@ -1,15 +1,25 @@
-"""The disaggregated topology on Ray Serve: prefill service and decode workers in separate
-replica processes, exact against PEFT across the transfer path."""
+"""The disaggregated topology on Ray Serve, on a two-node Ray cluster (two raylets with
+their own object stores on this machine, talking over loopback TCP):
+
+- node A: the prefill service, and one replica of the merged answerability worker;
+- node B: the other merged replica, and the multi-LoRA worker (it must pull KV across).
+
+Prefill and decode run in separate replica processes; results stay exact against PEFT.
+The fault tests come last: they kill replicas.
+"""
 
 from __future__ import annotations
+
+import asyncio
 
 import pytest
 
 from alora_serve.engine import EngineConfig, SamplingOptions
+from alora_serve.intrinsics.catalog import Catalog
 from alora_serve.intrinsics.synthetic_library import make_library
 from alora_serve.model import resolve_model
 from alora_serve.topology.app import build_app
-from alora_serve.topology.config import DecodeGroup, PrefillConfig, TopologyConfig
+from alora_serve.topology.config import DecodeGroup, PrefillConfig, Scaling, TopologyConfig
 from tests.support.conversations import conversation, rag_request, render
 from tests.support.peft_adapters import peft_greedy
 
@@ -18,7 +28,8 @@ pytestmark = pytest.mark.engine
 APP = "alora-test"
 MERGED, LORA = "answerability", ["uncertainty", "query_rewrite"]
 SMALL = EngineConfig(max_model_len=4096, kv_cache_gib=0.5, kv_store_gib=0.25)
-GREEDY = SamplingOptions(max_tokens=12, ignore_eos=True)
+NEW_TOKENS = 12
+GREEDY = SamplingOptions(max_tokens=NEW_TOKENS, ignore_eos=True)
 
 
 @pytest.fixture(scope="module")
@@ -27,67 +38,195 @@ def library(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def serve_app(library):
+def cluster():
     import ray
+    from ray.cluster_utils import Cluster
+
+    nodes = Cluster(
+        initialize_head=True,
+        head_node_args={
+            "num_cpus": 3,
+            "resources": {"node_a": 8, "merged_slot": 1},
+            "object_store_memory": 300 << 20,
+        },
+    )
+    nodes.add_node(
+        num_cpus=3, resources={"node_b": 8, "merged_slot": 1}, object_store_memory=300 << 20
+    )
+    ray.init(address=nodes.address, include_dashboard=False, configure_logging=False)
+    yield nodes
+    ray.shutdown()
+    nodes.shutdown()
+
+
+@pytest.fixture(scope="module")
+def serve_app(cluster, library):
+    from ray import serve
+
+    on = lambda node, **kw: Scaling(resources={node: 1}, **kw)  # noqa: E731
+    config = TopologyConfig(
+        intrinsics=[MERGED, *LORA],
+        prefill=PrefillConfig(engine=SMALL, scaling=on("node_a")),
+        decode=[
+            DecodeGroup(
+                name="merged",
+                intrinsics=[MERGED],
+                engine=SMALL,
+                scaling=on("merged_slot", num_replicas=2, max_ongoing_requests=1),
+            ),
+            DecodeGroup(name="checks", intrinsics=LORA, engine=SMALL, scaling=on("node_b")),
+        ],
+        call_timeout_s=120,
+    )
+    try:
+        yield serve.run(build_app(config, library), name=APP, route_prefix=None)
+    finally:
+        serve.shutdown()
+
+
+@pytest.fixture(scope="module")
+def colocated_app(serve_app, library):
     from ray import serve
 
     config = TopologyConfig(
-        intrinsics=[MERGED, *LORA],
-        prefill=PrefillConfig(engine=SMALL),
-        decode=[
-            DecodeGroup(name="merged", intrinsics=[MERGED], engine=SMALL),
-            DecodeGroup(name="checks", intrinsics=LORA, engine=SMALL),
-        ],
+        topology="colocated",
+        intrinsics=[MERGED],
+        colocated=SMALL,
+        colocated_scaling=Scaling(resources={"node_b": 1}),
     )
-    ray.init(num_cpus=4, include_dashboard=False, configure_logging=False)
-    try:
-        ingress = serve.run(build_app(config, library), name=APP, route_prefix=None)
-        yield ingress
-    finally:
-        serve.shutdown()
-        ray.shutdown()
+    yield serve.run(build_app(config, library), name="alora-colocated", route_prefix=None)
+    serve.delete("alora-colocated")
 
 
-def handle(name: str):
+def handle(name: str, app: str = APP):
     from ray import serve
 
-    return serve.get_deployment_handle(name, app_name=APP)
+    return serve.get_deployment_handle(name, app_name=app)
 
 
-def adapter_dir(library, name: str):
-    return library / name / resolve_model(None).name / "alora"
+async def replica_stats(name: str) -> dict[str, dict]:
+    """Each replica's stats, by node."""
+    return await replica_stats_of(name, APP)
 
 
-async def invoke_and_compare(worker: str, adapter: str, library, tokenizer, skip: int):
-    from alora_serve.intrinsics.catalog import Catalog
+async def replica_stats_of(name: str, app: str) -> dict[str, dict]:
+    stats = await handle(name, app).broadcast("stats").results_async(timeout_s=30)
+    return {entry["node"]: entry for entry in stats}
 
-    spec = Catalog.from_library(library, resolve_model(None).name).get(adapter).adapter
-    prompt = render(tokenizer, conversation(tokenizer, 600, skip=skip)) + list(
-        spec.invocation_tokens
+
+def prefill_node(stats: dict[str, dict]) -> str:
+    return next(iter(stats))
+
+
+async def exact_invocation(
+    worker: str, adapter: str, library, tokenizer, skip: int, app: str = APP
+) -> None:
+    base = resolve_model(None)
+    spec = Catalog.from_library(library, base.name).get(adapter).adapter
+    conv = render(tokenizer, conversation(tokenizer, 600, skip=skip))
+    prompt = conv + list(spec.invocation_tokens)
+    result = await handle(worker, app).invoke.remote(adapter, prompt, GREEDY, "acme")
+    assert list(result.token_ids) == peft_greedy(base.path, spec.path, prompt, NEW_TOKENS)
+
+
+async def test_merged_worker_is_exact_across_processes(serve_app, library, tokenizer):
+    await exact_invocation("decode-merged", MERGED, library, tokenizer, skip=30)
+    for replica in (await replica_stats("decode-merged")).values():
+        assert replica["computed_base_tokens"] == 0  # base KV only comes from the prefill
+
+
+async def test_lora_worker_on_another_node_pulls_kv_exactly(serve_app, library, tokenizer):
+    await exact_invocation("decode-checks", "uncertainty", library, tokenizer, skip=31)
+    (checks,) = (await replica_stats("decode-checks")).values()
+    prefill = await replica_stats("prefill")
+    assert checks["node"] not in prefill  # a real hop: another raylet and object store
+    assert checks["transfer"]["pulled_blocks"] > 0
+    assert checks["transfer"]["in_place"] == 0 and checks["transfer"]["recomputed"] == 0
+
+
+async def test_calls_go_to_the_replica_beside_the_kv_when_it_is_free(serve_app, tokenizer):
+    kv_node = prefill_node(await replica_stats("prefill"))
+    before = await replica_stats("decode-merged")
+    for skip in (33, 34, 35):  # one at a time: the local replica is always free
+        await serve_app.run_many.remote([MERGED], rag_request(tokenizer, 400, skip=skip), "acme")
+    after = await replica_stats("decode-merged")
+    local = after[kv_node]["transfer"]["in_place"] - before[kv_node]["transfer"]["in_place"]
+    assert local == 3
+    remote = next(node for node in after if node != kv_node)
+    assert after[remote]["transfer"] == before[remote]["transfer"]
+
+
+async def test_a_busy_local_replica_overflows_to_the_remote_one(serve_app, tokenizer):
+    kv_node = prefill_node(await replica_stats("prefill"))
+    before = await replica_stats("decode-merged")
+    requests = [rag_request(tokenizer, 400, skip=skip) for skip in range(36, 40)]
+    results = await asyncio.gather(
+        *(serve_app.run_many.remote([MERGED], request, "acme") for request in requests)
     )
-    result = await handle(worker).invoke.remote(adapter, prompt, GREEDY, "acme")
-    expected = peft_greedy(resolve_model(None).path, adapter_dir(library, adapter), prompt, 12)
-    assert list(result.token_ids) == expected
-
-
-async def test_merged_decode_worker_is_exact_across_processes(serve_app, library, tokenizer):
-    await invoke_and_compare("decode-merged", MERGED, library, tokenizer, skip=30)
-    stats = await handle("decode-merged").stats.remote()
-    assert stats["transfer"]["in_place"] >= 1  # read the prefill replica's arena in place
-    assert stats["fills"] == 0  # and computed no base KV itself
-
-
-async def test_lora_decode_worker_is_exact_across_processes(serve_app, library, tokenizer):
-    await invoke_and_compare("decode-checks", "uncertainty", library, tokenizer, skip=31)
+    assert all(0 <= r[0].result["answerability_likelihood"] <= 1 for r in results)
+    after = await replica_stats("decode-merged")
+    remote = next(node for node in after if node != kv_node)
+    pulled = (
+        after[remote]["transfer"]["pulled_blocks"] - before[remote]["transfer"]["pulled_blocks"]
+    )
+    assert pulled > 0  # max_ongoing_requests=1: some calls went across and pulled
 
 
 async def test_intrinsics_of_several_workers_share_one_prefill(serve_app, tokenizer):
-    request = rag_request(tokenizer, 500, skip=32)
-    before = (await handle("prefill").stats.remote())["fills"]
+    request = rag_request(tokenizer, 500, skip=40)
+    (before,) = (await replica_stats("prefill")).values()
     results = await serve_app.run_many.remote([MERGED, *LORA], request, "acme")
     assert [r.name for r in results] == [MERGED, *LORA]
-    after = await handle("prefill").stats.remote()
-    # One conversation prefix and query_rewrite's instruction: two fills, each block once.
-    assert after["fills"] - before <= 2
-    assert after["active_leases"] == 0
-    assert after["store"]["pinned_blocks"] == 0
+    (after,) = (await replica_stats("prefill")).values()
+    # Three intrinsics (none with an instruction) on two workers: one prefix, one fill.
+    assert after["fills"] - before["fills"] == 1
+    assert after["active_leases"] == 0 and after["store"]["pinned_blocks"] == 0
+
+
+async def test_colocated_topology_is_exact_and_serves_intrinsics(colocated_app, library, tokenizer):
+    await exact_invocation("colocated", MERGED, library, tokenizer, skip=44, app="alora-colocated")
+    request = rag_request(tokenizer, 400, skip=45)
+    (result,) = await colocated_app.run_many.remote([MERGED], request, "acme")
+    assert 0 <= result.result["answerability_likelihood"] <= 1
+    (stats,) = (await replica_stats_of("colocated", "alora-colocated")).values()
+    assert stats["transfer"] is None  # its own store, no transfer layer
+    assert stats["computed_base_tokens"] > 0
+
+
+def kill(replica: dict) -> None:
+    import ray
+
+    ray.kill(ray.get_actor(replica["actor"], namespace="serve"), no_restart=False)
+
+
+async def test_a_dead_decode_replica_is_routed_around(serve_app, tokenizer):
+    kv_node = prefill_node(await replica_stats("prefill"))
+    kill((await replica_stats("decode-merged"))[kv_node])  # the replica calls go to first
+    request = rag_request(tokenizer, 400, skip=41)
+    results = await asyncio.wait_for(serve_app.run_many.remote([MERGED], request, "acme"), 120)
+    assert 0 <= results[0].result["answerability_likelihood"] <= 1
+
+
+async def test_prefill_restart_recomputes_and_serves_nothing_wrong(serve_app, library, tokenizer):
+    (old,) = (await replica_stats("prefill")).values()
+    kill(old)
+    await wait_until_serving("prefill")
+    (new,) = (await replica_stats("prefill")).values()
+    assert new["actor"] != old["actor"] and new["fills"] == 0  # a fresh, empty store
+    await exact_invocation("decode-merged", MERGED, library, tokenizer, skip=30)
+    (new,) = (await replica_stats("prefill")).values()
+    assert new["fills"] == 1  # recomputed, not served from anything stale
+    # The lora worker on node B still holds the blocks it pulled before: still exact.
+    await exact_invocation("decode-checks", "uncertainty", library, tokenizer, skip=31)
+
+
+async def wait_until_serving(name: str, timeout_s: float = 300) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout_s
+    while True:
+        try:
+            await asyncio.wait_for(handle(name).stats.remote(), 10)
+            return
+        except Exception:
+            if asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(2)

@@ -8,7 +8,7 @@ import pytest
 
 from alora_serve.kv.connector_metadata import BlockCopy, BlockLoad
 from alora_serve.kv.connector_scheduler import ConnectorScheduler
-from alora_serve.kv.orders import LoadOrder, SaveOrder, to_params
+from alora_serve.kv.orders import LoadOrder, SaveOrder, from_params, to_params
 
 BLOCK = 4
 
@@ -50,6 +50,25 @@ def test_local_hit_shortens_the_load() -> None:
     side.update_state_after_alloc(req, blocks(40, 41, 42, 43), 6)
     meta = side.build_connector_meta(SimpleNamespace(num_scheduled_tokens={}))
     assert [c.block_id for c in meta.loads[0].copies] == [41, 42]
+
+
+def test_a_fill_loads_its_stored_head_and_saves_the_rest() -> None:
+    side = ConnectorScheduler(BLOCK)
+    head = LoadOrder(num_tokens=BLOCK, slots=(7,), tags=(-1,))
+    fill = SaveOrder(blocks=(1, 2), slots=(8, 9), tags=(-2, -3), preload=head)
+    req = request("f", fill, prompt_len=3 * BLOCK, num_computed_tokens=BLOCK)
+    side.bind_kv_cache_manager(SimpleNamespace(get_blocks=lambda _: blocks(40, 41, 42)))
+    assert side.get_num_new_matched_tokens(req, 0) == (BLOCK, False)
+    side.update_state_after_alloc(req, blocks(40, 41, 42), BLOCK)
+    meta = side.build_connector_meta(SimpleNamespace(num_scheduled_tokens={"f": 2 * BLOCK}))
+    assert meta.loads == [BlockLoad([BlockCopy(40, 7, -1)])]
+    assert meta.saves == [BlockCopy(41, 8, -2), BlockCopy(42, 9, -3)]
+
+
+def test_orders_survive_serialisation() -> None:
+    fill = SaveOrder((1,), (8,), (-2,), preload=LoadOrder(4, (7,), (-1,), arena="/a"))
+    assert from_params(to_params(fill)) == fill
+    assert from_params(to_params(fill.preload)) == fill.preload
 
 
 def test_load_from_another_engines_arena_names_it() -> None:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 from alora_serve.kv.block_pool import BlockPool
 from alora_serve.kv.hashing import key_tag
+from alora_serve.kv.orders import LoadOrder
 from alora_serve.kv.prefix_store import PrefixStore
 
 BLOCK = 4
@@ -39,11 +40,19 @@ def test_fill_plan_saves_only_missing_blocks() -> None:
     order = plan.save_order()
     assert order.blocks == (1, 2)
     assert order.tags == (key_tag(keys[1]), key_tag(keys[2]))
+    # The stored first block is loaded, not computed again (the next turn's fill).
+    assert order.preload == LoadOrder(BLOCK, plan.slots[:1], (key_tag(keys[0]),))
     lease = store.commit(plan)
     load = lease.load_order()
     assert (load.num_tokens, load.slots) == (12, plan.slots)
     store.release(lease)
     assert store.pool.stats().pinned_blocks == 0
+
+
+def test_fill_of_a_new_prefix_preloads_nothing() -> None:
+    store = make_store()
+    keys = store.keys_for(list(range(12)), "t")
+    assert store.plan_fill(keys, 12).save_order().preload is None
 
 
 def test_abort_restores_the_pool_exactly() -> None:

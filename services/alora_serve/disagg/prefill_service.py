@@ -42,6 +42,7 @@ class PrefillService:
     def __init__(self, engine: Engine, host: str, limits: LeaseLimits = LeaseLimits()) -> None:
         self.engine = engine
         self.host = host
+        self.limits = limits
         self._leases: LeaseTable[PrefixLease] = LeaseTable(limits.max_leases, limits.ttl_s)
 
     async def lease(self, tokens: Sequence[int], tenant: str) -> LeaseGrant:
@@ -87,3 +88,7 @@ class PrefillService:
     @property
     def active_leases(self) -> int:
         return len(self._leases)
+
+    @property
+    def expired_leases(self) -> int:
+        return self._leases.expired

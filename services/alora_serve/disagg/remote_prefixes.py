@@ -12,9 +12,11 @@ still exact. A merged-adapter worker has no base model and fails fast instead.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import functools
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -27,6 +29,7 @@ from alora_serve.engine.prefixes import Fill, HoldsPrefix, PrefixManager
 from alora_serve.kv.arena import SlotArena
 from alora_serve.kv.fingerprint import IncompatibleKVError, KVFingerprint
 from alora_serve.kv.orders import SaveOrder
+from alora_serve.kv.prefix_store import PrefixLease
 
 logger = logging.getLogger(__name__)
 
@@ -54,6 +57,16 @@ class TransferCounts:
     recomputed: int = 0  # fills computed here because the prefill service failed
 
 
+Release = Callable[[bool], Awaitable[None]]  # argument: the bytes proved unusable
+
+
+@dataclass
+class _Holding:
+    acquired: asyncio.Future  # (held prefix, its release)
+    holders: int = 0
+    unusable: bool = False
+
+
 class RemotePrefixes:
     def __init__(
         self,
@@ -72,34 +85,53 @@ class RemotePrefixes:
         self.recompute = recompute
         self.counts = TransferCounts()
         self._prefill_is_local = True  # until a grant says otherwise
+        self._held: dict[tuple[str, tuple[int, ...]], _Holding] = {}
 
     @contextlib.asynccontextmanager
     async def leased(self, tokens: Sequence[int], tenant: str) -> AsyncIterator[HoldsPrefix]:
+        """The prefix's base KV, held until the last concurrent holder of the same prefix
+        leaves (a composed call holds its prefixes while its calls lease them again: one
+        lease serves all of them)."""
+        key = (tenant, tuple(tokens))
+        holding = self._held.get(key)
+        if holding is None:
+            holding = self._held[key] = _Holding(asyncio.get_running_loop().create_future())
+            try:
+                holding.acquired.set_result(await self._acquire(tokens, tenant))
+            except BaseException as exc:
+                del self._held[key]
+                holding.acquired.set_exception(exc)
+                holding.acquired.exception()  # seen here: no "never retrieved" warning
+                raise
+        held, release = await asyncio.shield(holding.acquired)
+        holding.holders += 1
+        try:
+            yield held
+        except KVLoadError:
+            holding.unusable = True  # its bytes are dropped; a retry recomputes them
+            raise
+        finally:
+            holding.holders -= 1
+            if holding.holders == 0:
+                del self._held[key]
+                await release(holding.unusable)
+
+    async def _acquire(self, tokens: Sequence[int], tenant: str) -> tuple[HoldsPrefix, Release]:
         if self._prefill_is_local and not self.local.has(tokens, tenant):
             grant = await self._lease_or_none(tokens, tenant)
             if grant is not None:
                 self._prefill_is_local = grant.host == self.host
                 if self._prefill_is_local:
-                    async with self._in_place(grant) as held:
-                        yield held
-                    return
+                    self.counts.in_place += 1
+                    return grant, functools.partial(self._release, grant)
                 await self._release(grant, unusable=False)
         if self.local.has(tokens, tenant):
             self.counts.local_hits += 1
-        async with self.local.leased(tokens, tenant, fill=self._pull_or_recompute) as lease:
-            yield lease
+        lease = await self.local.acquire(tokens, tenant, fill=self._pull_or_recompute)
+        return lease, functools.partial(self._release_local, lease)
 
-    @contextlib.asynccontextmanager
-    async def _in_place(self, grant: LeaseGrant) -> AsyncIterator[LeaseGrant]:
-        unusable = False
-        try:
-            self.counts.in_place += 1
-            yield grant
-        except KVLoadError:
-            unusable = True  # the prefill service drops the bytes; a retry recomputes
-            raise
-        finally:
-            await self._release(grant, unusable)
+    async def _release_local(self, lease: PrefixLease, unusable: bool) -> None:
+        self.local.release(lease, unusable)
 
     async def _lease_or_none(self, tokens: Sequence[int], tenant: str) -> LeaseGrant | None:
         """A grant, or None when the local path should take over (it recomputes)."""

@@ -102,13 +102,35 @@ class IntrinsicRunner:
         computed first (the conversation once, each instruction once) and held while the
         adapters run, batched. ``arguments`` gives an intrinsic its own arguments
         (instead of ``request.arguments``)."""
-        arguments = arguments or {}
+        calls = self._prepare_all(names, request, arguments or {})
+        async with self.engine.holding(_base_prefixes(calls), tenant):
+            return list(await asyncio.gather(*(self.execute(c, tenant) for c in calls)))
+
+    async def prefill(
+        self,
+        names: Sequence[str],
+        request: IntrinsicRequest,
+        tenant: str,
+        arguments: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> None:
+        """Compute and keep the base KV these intrinsics will need on this conversation
+        (e.g. right after the base model's turn), so that their calls only decode."""
+        calls = self._prepare_all(names, request, arguments or {})
+        async with self.engine.holding(_base_prefixes(calls), tenant):
+            pass
+
+    def _prepare_all(
+        self,
+        names: Sequence[str],
+        request: IntrinsicRequest,
+        arguments: Mapping[str, Mapping[str, Any]],
+    ) -> list[PreparedCall]:
         if len(set(names)) != len(names):
             raise IntrinsicInputError(f"intrinsics named more than once in {list(names)}")
         stray = sorted(set(arguments) - set(names))
         if stray:
             raise IntrinsicInputError(f"arguments given for intrinsics not called: {stray}")
-        calls = [
+        return [
             self.prepare(
                 name,
                 request.model_copy(update={"arguments": dict(arguments[name])})
@@ -117,9 +139,6 @@ class IntrinsicRunner:
             )
             for name in names
         ]
-        prefixes = {c.prompt[: c.adapter_start] for c in calls if c.adapter_start}
-        async with self.engine.holding(sorted(prefixes), tenant):
-            return list(await asyncio.gather(*(self.execute(c, tenant) for c in calls)))
 
     async def execute(self, call: PreparedCall, tenant: str) -> IntrinsicResult:
         started = time.perf_counter()
@@ -152,6 +171,10 @@ class IntrinsicRunner:
         return renderer.render(
             messages, [d.model_dump() for d in documents], generation_prompt=generation_prompt
         )
+
+
+def _base_prefixes(calls: Sequence[PreparedCall]) -> list[tuple[int, ...]]:
+    return sorted({c.prompt[: c.adapter_start] for c in calls if c.adapter_start})
 
 
 def _max_tokens(rewritten: RewrittenRequest) -> int:

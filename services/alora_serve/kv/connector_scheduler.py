@@ -38,6 +38,7 @@ class ConnectorScheduler:
         order = from_params(request.kv_transfer_params)
         if isinstance(order, SaveOrder):
             self._savers[request.request_id] = (request, order)
+            order = order.preload  # the stored head of a fill, loaded like an adapter's
         if not isinstance(order, LoadOrder) or local_tokens >= order.num_tokens:
             # Nothing to load; a local hit past s can only come from a request with the
             # same adapter and the same s (the cache salt), so it is valid.

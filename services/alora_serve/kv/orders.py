@@ -26,11 +26,14 @@ class LoadOrder:
 
 @dataclass(frozen=True)
 class SaveOrder:
-    """Once the prompt is prefilled, copy prompt block blocks[j] into slots[j]."""
+    """Once the prompt is prefilled, copy prompt block blocks[j] into slots[j]. With a
+    ``preload``, the prompt's first blocks come from the store instead of being computed
+    (a conversation's next turn computes only its new tokens)."""
 
     blocks: tuple[int, ...]
     slots: tuple[int, ...]
     tags: tuple[int, ...]
+    preload: LoadOrder | None = None
 
 
 Order = LoadOrder | SaveOrder
@@ -46,5 +49,11 @@ def from_params(params: Mapping[str, Any] | None) -> Order | None:
         return None
     fields = dict(params[PARAMS_KEY])
     kind = fields.pop("kind")
-    fields = {k: tuple(v) if isinstance(v, list | tuple) else v for k, v in fields.items()}
-    return LoadOrder(**fields) if kind == "load" else SaveOrder(**fields)
+    if kind == "load":
+        return LoadOrder(**_tuples(fields))
+    preload = fields.pop("preload", None)
+    return SaveOrder(**_tuples(fields), preload=LoadOrder(**_tuples(preload)) if preload else None)
+
+
+def _tuples(fields: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: tuple(v) if isinstance(v, list | tuple) else v for k, v in fields.items()}

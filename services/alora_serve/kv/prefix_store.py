@@ -34,12 +34,24 @@ class FillPlan:
     slots: tuple[int, ...]
     missing: tuple[int, ...]  # block indices to save
     num_tokens: int
+    block_size: int
 
     def save_order(self) -> SaveOrder:
+        """Save the missing blocks; load the stored blocks before the first missing one
+        rather than computing them again."""
+        head = self.missing[0] if self.missing else len(self.keys)
+        preload = None
+        if head:
+            preload = LoadOrder(
+                num_tokens=head * self.block_size,
+                slots=self.slots[:head],
+                tags=tuple(key_tag(k) for k in self.keys[:head]),
+            )
         return SaveOrder(
             blocks=self.missing,
             slots=tuple(self.slots[i] for i in self.missing),
             tags=tuple(key_tag(self.keys[i]) for i in self.missing),
+            preload=preload,
         )
 
 
@@ -81,6 +93,7 @@ class PrefixStore:
             slots=tuple(slots[i] for i in range(len(keys))),
             missing=tuple(missing),
             num_tokens=num_tokens,
+            block_size=self.block_size,
         )
 
     def commit(self, plan: FillPlan) -> PrefixLease:

@@ -62,5 +62,5 @@ def build_app(config: TopologyConfig, library: Path) -> serve.Application:
             ).bind(group.engine_config(config.model), str(library), group.intrinsics, prefill)
             routes.update(dict.fromkeys(group.intrinsics, worker_name))
     return IntrinsicsIngress.options(name=INGRESS, ray_actor_options={"num_cpus": 0}).bind(
-        workers, routes, catalog.describe(), base, base_model.name
+        workers, routes, catalog.describe(), base, base_model.name, config.call_timeout_s
     )

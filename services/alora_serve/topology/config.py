@@ -110,6 +110,9 @@ class TopologyConfig(_Strict):
     decode: list[DecodeGroup] = Field(
         default_factory=list, description="empty: one merged deployment per intrinsic"
     )
+    call_timeout_s: float = Field(
+        default=300.0, gt=0, description="a worker not answering this long fails the call"
+    )
     colocated: EngineConfig = EngineConfig()
     colocated_scaling: Scaling = Scaling()
 

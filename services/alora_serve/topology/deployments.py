@@ -18,22 +18,29 @@ import numpy as np
 import torch
 from fastapi import FastAPI, HTTPException
 from ray import serve
+from ray.exceptions import RayActorError
 from ray.serve.handle import DeploymentHandle
 
 from alora_serve.disagg.grants import LeaseGrant
 from alora_serve.disagg.leases import TooManyLeasesError
+from alora_serve.disagg.metrics import LeaseCollector, TransferCollector
 from alora_serve.disagg.prefill_service import LeaseLimits, PrefillService
-from alora_serve.disagg.remote_prefixes import attach_to_prefill
+from alora_serve.disagg.remote_prefixes import PrefillUnavailableError, attach_to_prefill
 from alora_serve.engine import ChatMessage, Engine, EngineConfig, Generation, SamplingOptions
 from alora_serve.intrinsics.catalog import Catalog, UnknownIntrinsicError
 from alora_serve.intrinsics.rewrite import IntrinsicInputError, IntrinsicRequest
 from alora_serve.intrinsics.runner import IntrinsicResult, IntrinsicRunner
 from alora_serve.kv.block_pool import StoreFullError
 from alora_serve.server.http_api import ChatCompletionRequest, IntrinsicsCall, chat_completion
+from alora_serve.topology.metrics import RayMetricsBridge
 from alora_serve.topology.routing import session_id
 
 PREFILL_CALL_TIMEOUT_S = 120.0  # a lease may wait for the base prefill of a long prefix
 KV_NODE_REFRESH_S = 30.0
+
+
+class WorkerUnavailableError(RuntimeError):
+    """No replica of a worker could take the call; retry later."""
 
 
 def _conversation_key(request: IntrinsicRequest) -> str:
@@ -47,12 +54,27 @@ def node_id() -> str:
     return ray.get_runtime_context().get_node_id()
 
 
+def replica_identity() -> dict[str, str]:
+    """Where this replica runs and which actor it is (for operators and fault drills)."""
+    import ray
+
+    # Serve's replica actors live in Serve's namespace ("serve").
+    return {"node": node_id(), "actor": ray.get_runtime_context().get_actor_name()}
+
+
 @serve.deployment
 class PrefillDeployment:
     async def __init__(self, engine: EngineConfig, limits: LeaseLimits) -> None:
         started = await Engine.start(engine)
         self.service = PrefillService(started, node_id(), limits)
-        self._expiry = asyncio.create_task(self.service.expire_leases_forever(limits.ttl_s / 4))
+        self._background = [
+            asyncio.create_task(self.service.expire_leases_forever(limits.ttl_s / 4)),
+            asyncio.create_task(
+                RayMetricsBridge(
+                    [started.metrics_collector(), LeaseCollector(self.service)]
+                ).publish_forever()
+            ),
+        ]
 
     async def lease(self, tokens: Sequence[int], tenant: str) -> LeaseGrant:
         return await self.service.lease(tokens, tenant)
@@ -72,14 +94,15 @@ class PrefillDeployment:
 
     def stats(self) -> dict[str, Any]:
         return {
-            "node": self.service.host,
+            **replica_identity(),
             "active_leases": self.service.active_leases,
             "fills": self.service.engine.prefixes.fills,
             "store": vars(self.service.engine.kv_store_stats()),
         }
 
     def __del__(self) -> None:
-        self._expiry.cancel()
+        for task in self._background:
+            task.cancel()
         self.service.engine.close()
 
 
@@ -125,6 +148,10 @@ class IntrinsicWorker:
         if prefill is not None:
             self.transfer = attach_to_prefill(self.engine, HandlePrefillClient(prefill), node_id())
         self.runner = IntrinsicRunner(self.engine, catalog)
+        collectors = [self.engine.metrics_collector()]
+        if self.transfer is not None:
+            collectors.append(TransferCollector(lambda: self.transfer.counts))
+        self._metrics_task = asyncio.create_task(RayMetricsBridge(collectors).publish_forever())
 
     async def run_many(
         self,
@@ -134,6 +161,15 @@ class IntrinsicWorker:
         arguments: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> list[IntrinsicResult]:
         return await self.runner.run_many(names, request, tenant, arguments)
+
+    async def prefill(
+        self,
+        names: Sequence[str],
+        request: IntrinsicRequest,
+        tenant: str,
+        arguments: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> None:
+        await self.runner.prefill(names, request, tenant, arguments)
 
     async def chat(self, messages: Sequence[ChatMessage], options: SamplingOptions) -> Generation:
         return await self.engine.chat(messages, options)
@@ -146,10 +182,16 @@ class IntrinsicWorker:
 
     def stats(self) -> dict[str, Any]:
         transfer = vars(self.transfer.counts) if self.transfer is not None else None
-        return {"node": node_id(), "transfer": transfer, "fills": self.engine.prefixes.fills}
+        return {
+            **replica_identity(),
+            "transfer": transfer,
+            # base-model prompt tokens computed here (pulled blocks are not computed)
+            "computed_base_tokens": self.engine.prefixes.filled_tokens,
+        }
 
     def __del__(self) -> None:
         with contextlib.suppress(AttributeError):  # the constructor may have failed
+            self._metrics_task.cancel()
             self.engine.close()
 
 
@@ -170,6 +212,7 @@ class IntrinsicsIngress:
         catalog: list[dict],
         base: DeploymentHandle,
         model_name: str,
+        call_timeout_s: float,
     ) -> None:
         self._workers = dict(workers)  # worker name -> handle
         self._routes = dict(routes)  # intrinsic -> worker name
@@ -177,6 +220,7 @@ class IntrinsicsIngress:
         self._base = base  # the prefill service, or the colocated worker
         self._model_name = model_name
         self._kv_node: tuple[str, float] | None = None  # (node, when learned)
+        self._call_timeout_s = call_timeout_s
 
     # -- handle API ------------------------------------------------------------------
 
@@ -190,28 +234,70 @@ class IntrinsicsIngress:
         tenant: str,
         arguments: Mapping[str, Mapping[str, Any]] | None = None,
     ) -> list[IntrinsicResult]:
+        batches = await self._on_workers("run_many", names, request, tenant, arguments or {})
+        by_name = {result.name: result for batch in batches for result in batch}
+        return [by_name[name] for name in names]
+
+    async def prefill(
+        self,
+        names: Sequence[str],
+        request: IntrinsicRequest,
+        tenant: str,
+        arguments: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> None:
+        """Compute and keep the base KV these intrinsics will need on this conversation
+        (e.g. after the base model's turn), so their calls later only decode."""
+        await self._on_workers("prefill", names, request, tenant, arguments or {})
+
+    async def _on_workers(
+        self,
+        method: str,
+        names: Sequence[str],
+        request: IntrinsicRequest,
+        tenant: str,
+        arguments: Mapping[str, Mapping[str, Any]],
+    ) -> list[Any]:
+        """Call ``method`` on each worker with the intrinsics it serves, concurrently."""
         if unknown := [n for n in names if n not in self._routes]:
             raise UnknownIntrinsicError(unknown[0], self._routes)
-        arguments = arguments or {}
         groups: dict[str, list[str]] = {}
         for name in names:
             groups.setdefault(self._routes[name], []).append(name)
         session = session_id(await self._conversation_node(), tenant, _conversation_key(request))
-        batches = await asyncio.gather(
+        return await asyncio.gather(
             *(
-                self._workers[worker]
-                .options(session_id=session)
-                .run_many.remote(
-                    group, request, tenant, {n: arguments[n] for n in group if n in arguments}
+                self._call(
+                    worker,
+                    session,
+                    method,
+                    (group, request, tenant, {n: arguments[n] for n in group if n in arguments}),
                 )
                 for worker, group in groups.items()
             )
         )
-        by_name = {result.name: result for batch in batches for result in batch}
-        return [by_name[name] for name in names]
 
     async def chat(self, messages: Sequence[ChatMessage], options: SamplingOptions) -> Generation:
         return await self._base.chat.remote(list(messages), options)
+
+    async def _call(self, worker: str, session: str, method: str, args: tuple) -> Any:
+        """Intrinsic calls are idempotent: a replica that dies under one is retried once
+        (the router picks another replica); a worker that does not answer in time fails
+        the call instead of hanging it."""
+        handle = self._workers[worker].options(session_id=session)
+        for attempt in (1, 2):
+            try:
+                call = getattr(handle, method).remote(*args)
+                return await asyncio.wait_for(call, self._call_timeout_s)
+            except RayActorError as exc:
+                if attempt == 2:
+                    raise WorkerUnavailableError(
+                        f"{worker} failed twice (its replicas died: {exc}); retry later"
+                    ) from exc
+            except TimeoutError as exc:
+                raise WorkerUnavailableError(
+                    f"{worker} did not answer within {self._call_timeout_s:.0f} s; retry later"
+                ) from exc
+        raise AssertionError("unreachable")
 
     async def _conversation_node(self) -> str:
         """The node whose store holds conversations' KV (re-learned now and then: the
@@ -243,6 +329,8 @@ class IntrinsicsIngress:
             raise HTTPException(422, str(exc)) from exc
         except (TooManyLeasesError, StoreFullError) as exc:
             raise HTTPException(429, str(exc)) from exc
+        except (WorkerUnavailableError, PrefillUnavailableError) as exc:
+            raise HTTPException(503, str(exc)) from exc
         return [dataclasses.asdict(result) for result in results]
 
     @http.post("/v1/chat/completions")

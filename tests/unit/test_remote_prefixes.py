@@ -1,0 +1,128 @@
+"""The decode side's prefix source with a stand-in prefill service (no engines)."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+from pathlib import Path
+
+import pytest
+import torch
+
+from alora_serve.disagg.grants import LeaseGrant
+from alora_serve.disagg.remote_prefixes import PrefillUnavailableError, RemotePrefixes
+from alora_serve.engine.errors import KVLoadError
+from alora_serve.engine.prefixes import PrefixManager
+from alora_serve.kv.arena import ArenaSpec, SlotArena
+from alora_serve.kv.block_pool import BlockPool
+from alora_serve.kv.fingerprint import IncompatibleKVError, KVFingerprint
+from alora_serve.kv.orders import LoadOrder
+from alora_serve.kv.prefix_store import PrefixStore
+
+BLOCK, LAYERS, NUMEL = 4, 2, 8
+FINGERPRINT = KVFingerprint("m@1", "float32", BLOCK, "CPU_ATTN", LAYERS, NUMEL)
+TOKENS = list(range(10))  # three blocks
+
+
+class FakePrefill:
+    def __init__(self, host: str, fingerprint: KVFingerprint = FINGERPRINT) -> None:
+        self.host, self.fingerprint = host, fingerprint
+        self.leases: dict[int, bool] = {}  # id -> released unusable?
+        self.active = 0
+        self.reads: list[tuple[int, ...]] = []
+
+    async def lease(self, tokens, tenant) -> LeaseGrant:
+        lease_id = len(self.leases) + 1
+        self.leases[lease_id] = None
+        self.active += 1
+        order = LoadOrder(len(tokens), (0, 1, 2), (7, 8, 9), arena="/dev/shm/prefill")
+        return LeaseGrant(lease_id, order, self.host, self.fingerprint)
+
+    async def release(self, lease_id: int, unusable: bool = False) -> None:
+        self.leases[lease_id] = unusable
+        self.active -= 1
+
+    async def read_blocks(self, lease_id: int, blocks) -> torch.Tensor:
+        self.reads.append(tuple(blocks))
+        return torch.full((len(blocks), LAYERS, NUMEL), float(lease_id))
+
+
+@pytest.fixture
+def arena(tmp_path: Path):
+    created = SlotArena.create(ArenaSpec(str(tmp_path / "arena"), 8, LAYERS, NUMEL, "float32"))
+    yield created
+    created.unlink()
+
+
+def source(prefill, arena, recompute=None) -> RemotePrefixes:
+    async def no_local_fill(tokens, order, tenant):
+        raise AssertionError("the local fill must not run")
+
+    local = PrefixManager(PrefixStore(BlockPool(8), BLOCK, "m"), no_local_fill)
+    return RemotePrefixes(prefill, local, arena, "node-a", FINGERPRINT, recompute)
+
+
+async def test_same_host_holders_of_one_prefix_share_one_lease(arena) -> None:
+    prefill = FakePrefill("node-a")
+    remote = source(prefill, arena)
+    async with remote.leased(TOKENS, "t") as outer:
+        assert outer.load_order().arena == "/dev/shm/prefill"
+        async with remote.leased(TOKENS, "t") as inner:
+            assert inner is outer
+        await asyncio.gather(*(hold(remote) for _ in range(3)))
+        assert prefill.active == 1
+    assert prefill.active == 0 and list(prefill.leases) == [1]
+    assert remote.counts.in_place == 1
+
+
+async def hold(remote: RemotePrefixes) -> None:
+    async with remote.leased(TOKENS, "t"):
+        await asyncio.sleep(0)
+
+
+async def test_bad_bytes_are_reported_when_the_last_holder_leaves(arena) -> None:
+    prefill = FakePrefill("node-a")
+    remote = source(prefill, arena)
+    with pytest.raises(KVLoadError):
+        async with remote.leased(TOKENS, "t"), remote.leased(TOKENS, "t"):
+            raise KVLoadError("tags differ")
+    assert prefill.leases == {1: True}
+
+
+async def test_other_host_pulls_into_the_local_store_once(arena) -> None:
+    prefill = FakePrefill("node-b")
+    remote = source(prefill, arena)
+    async with remote.leased(TOKENS, "t") as lease:
+        assert lease.load_order().arena is None  # the worker's own store
+        assert torch.equal(arena.data[list(lease.slots)], torch.full((3, LAYERS, NUMEL), 2.0))
+    async with remote.leased(TOKENS, "t"):
+        pass
+    assert prefill.reads == [(0, 1, 2)] and prefill.active == 0
+    assert (remote.counts.pulled_blocks, remote.counts.local_hits) == (3, 1)
+
+
+async def test_incompatible_prefill_is_refused_and_released(arena) -> None:
+    prefill = FakePrefill("node-a", dataclasses.replace(FINGERPRINT, dtype="bfloat16"))
+    with pytest.raises(IncompatibleKVError, match="dtype"):
+        async with source(prefill, arena).leased(TOKENS, "t"):
+            pass
+    assert prefill.active == 0
+
+
+async def test_unreachable_prefill_recomputes_or_fails_fast(arena) -> None:
+    class Down(FakePrefill):
+        async def lease(self, tokens, tenant):
+            raise ConnectionError("gone")
+
+    recomputed = []
+
+    async def recompute(tokens, order, tenant) -> int:
+        recomputed.append(order.blocks)
+        return len(tokens)
+
+    async with source(Down("node-a"), arena, recompute).leased(TOKENS, "t"):
+        pass
+    assert recomputed == [(0, 1, 2)]
+    with pytest.raises(PrefillUnavailableError, match="cannot compute it"):
+        async with source(Down("node-a"), arena).leased(list(range(20, 30)), "t"):
+            pass
