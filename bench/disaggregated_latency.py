@@ -53,14 +53,15 @@ def make_bench_library(root: Path) -> Path:
     checkpoint = resolve_model(None)
     library = make_library(checkpoint, root, [INTRINSIC])  # seed 100
     source = library / INTRINSIC / checkpoint.name / "alora"
-    shutil.copytree(source, library / AS_LORA_MODE / checkpoint.name / "alora")
+    copy = shutil.copytree(source, library / AS_LORA_MODE / checkpoint.name / "alora")
     plain = make_adapter(
         checkpoint.path,
         library / AS_PLAIN_LORA / checkpoint.name / "lora",
         seed=100,
         invocation_tokens=None,
     )
-    shutil.copyfile(BUILTIN_DIR / f"{INTRINSIC}.yaml", plain / "io.yaml")
+    for adapter in (copy, plain):  # the built-in definition, under the copies' own names
+        shutil.copyfile(BUILTIN_DIR / f"{INTRINSIC}.yaml", adapter / "io.yaml")
     return library
 
 

@@ -1,7 +1,7 @@
 """Throughput of the KV transfer layer against a plain memcpy of the same bytes.
 
 The payload is a 2k-token prefix of the embedded model's base KV (16 blocks of 128 tokens,
-30 layers, float32: 94 MiB), copied into KV-cache tensors shaped like vLLM-CPU's:
+30 layers, float32: 90 MiB), copied into KV-cache tensors shaped like vLLM-CPU's:
 
 - ``memcpy``: one ``copy_`` of a contiguous tensor of the same size (the baseline);
 - ``shared memory``: a decode engine's connector worker loading the blocks from another

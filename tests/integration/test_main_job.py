@@ -76,7 +76,7 @@ def test_serve_runs_intrinsics_and_chat_and_stops_cleanly() -> None:
         assert chat.returncode == 0, chat.stderr
         assert "Paris" in chat.stdout
 
-        check_intrinsics_http(url)
+        check_http_api(url)
 
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=60) == 0
@@ -86,9 +86,16 @@ def test_serve_runs_intrinsics_and_chat_and_stops_cleanly() -> None:
             process.wait()
 
 
-def check_intrinsics_http(url: str) -> None:
+def check_http_api(url: str) -> None:
     import httpx
 
+    assert httpx.get(f"{url}/health", timeout=30).json()["status"] == "ok"
+    bad_chat = httpx.post(
+        f"{url}/v1/chat/completions",
+        json={"messages": [{"role": "user", "content": "hi"}], "stream": True},
+        timeout=30,
+    )
+    assert bad_chat.status_code == 422 and "stream" in bad_chat.text
     listed = httpx.get(f"{url}/v1/intrinsics", timeout=30).json()
     assert {"answerability", "citations", "requirement_check"} <= {i["name"] for i in listed}
 

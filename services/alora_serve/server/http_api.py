@@ -1,8 +1,9 @@
-"""The HTTP API: OpenAI-compatible chat (the base model's turn) and intrinsic calls.
+"""Bodies of the HTTP API: OpenAI-compatible chat (the base model's turn) and intrinsic
+calls.
 
 Only the fields alora-serve honours are accepted; anything else is a 422 that names the
-field, rather than a silently ignored option. ``create_app`` serves one in-process engine;
-the Ray Serve ingress (``alora_serve.topology.deployments``) serves the same routes.
+field, rather than a silently ignored option. The Ray Serve ingress
+(``alora_serve.topology.ingress``) serves these bodies.
 """
 
 from __future__ import annotations
@@ -11,10 +12,9 @@ import time
 import uuid
 from typing import Any
 
-from fastapi import FastAPI
 from pydantic import BaseModel, ConfigDict, Field
 
-from alora_serve.engine import ChatMessage, Engine, Generation, SamplingOptions
+from alora_serve.engine import ChatMessage, Generation, SamplingOptions
 from alora_serve.intrinsics.rewrite import IntrinsicRequest
 
 DEFAULT_TENANT = "default"
@@ -73,19 +73,3 @@ def chat_completion(result: Generation, model_name: str) -> dict:
             "prompt_tokens_details": {"cached_tokens": usage.reused_prompt_tokens},
         },
     }
-
-
-def create_app(engine: Engine) -> FastAPI:
-    app = FastAPI(title="alora-serve", version="v1")
-    model_name = engine.checkpoint.name
-
-    @app.get("/health")
-    async def health() -> dict[str, str]:
-        return {"status": "ok", "model": model_name}
-
-    @app.post("/v1/chat/completions")
-    async def chat_completions(request: ChatCompletionRequest) -> dict:
-        result = await engine.chat(request.messages, request.sampling_options())
-        return chat_completion(result, model_name)
-
-    return app

@@ -11,8 +11,10 @@ from alora_serve.disagg.prefill_service import LeaseLimits
 from alora_serve.intrinsics.catalog import Catalog
 from alora_serve.model import resolve_model
 from alora_serve.topology.config import TopologyConfig
-from alora_serve.topology.deployments import IntrinsicsIngress, IntrinsicWorker, PrefillDeployment
+from alora_serve.topology.ingress import IntrinsicsIngress
+from alora_serve.topology.prefill_deployment import PrefillDeployment
 from alora_serve.topology.routing import locality_router_config
+from alora_serve.topology.worker import IntrinsicWorker
 
 INGRESS = "ingress"
 

@@ -10,12 +10,14 @@ same name.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 from prometheus_client.registry import Collector
 
 PUBLISH_INTERVAL_S = 5.0
+logger = logging.getLogger(__name__)
 
 
 class RayMetricsBridge:
@@ -42,5 +44,8 @@ class RayMetricsBridge:
 
     async def publish_forever(self, interval_s: float = PUBLISH_INTERVAL_S) -> None:
         while True:
-            self.publish()
+            try:
+                self.publish()
+            except Exception:  # metrics must never take the replica down
+                logger.exception("publishing replica metrics failed")
             await asyncio.sleep(interval_s)

@@ -1,41 +1,29 @@
-"""The Ray Serve deployments of every topology.
-
-Each wraps one engine role in a replica process: the prefill service, an intrinsic worker
-(a decode worker attached to the prefill service, or the colocated engine with its own
-store) and the ingress that routes intrinsic calls to workers.
-"""
+"""The ingress deployment: routes intrinsic calls to workers and base turns to the engine
+that owns conversations; serves the HTTP API and handle calls."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-import numpy as np
-import torch
 from fastapi import FastAPI, HTTPException
 from ray import serve
 from ray.exceptions import RayActorError
 from ray.serve.handle import DeploymentHandle
 
-from alora_serve.disagg.grants import LeaseGrant
 from alora_serve.disagg.leases import TooManyLeasesError
-from alora_serve.disagg.metrics import LeaseCollector, TransferCollector
-from alora_serve.disagg.prefill_service import LeaseLimits, PrefillService
-from alora_serve.disagg.remote_prefixes import PrefillUnavailableError, attach_to_prefill
-from alora_serve.engine import ChatMessage, Engine, EngineConfig, Generation, SamplingOptions
-from alora_serve.intrinsics.catalog import Catalog, UnknownIntrinsicError
+from alora_serve.disagg.remote_prefixes import PrefillUnavailableError
+from alora_serve.engine import ChatMessage, Generation, SamplingOptions
+from alora_serve.intrinsics.catalog import UnknownIntrinsicError
 from alora_serve.intrinsics.rewrite import IntrinsicInputError, IntrinsicRequest
-from alora_serve.intrinsics.runner import IntrinsicResult, IntrinsicRunner
+from alora_serve.intrinsics.runner import IntrinsicResult
 from alora_serve.kv.block_pool import StoreFullError
 from alora_serve.server.http_api import ChatCompletionRequest, IntrinsicsCall, chat_completion
-from alora_serve.topology.metrics import RayMetricsBridge
 from alora_serve.topology.routing import session_id
 
-PREFILL_CALL_TIMEOUT_S = 120.0  # a lease may wait for the base prefill of a long prefix
 KV_NODE_REFRESH_S = 30.0
 
 
@@ -45,154 +33,6 @@ class WorkerUnavailableError(RuntimeError):
 
 def _conversation_key(request: IntrinsicRequest) -> str:
     return request.model_dump_json(include={"messages", "documents"})
-
-
-def node_id() -> str:
-    """The Ray node (host) this replica runs on."""
-    import ray
-
-    return ray.get_runtime_context().get_node_id()
-
-
-def replica_identity() -> dict[str, str]:
-    """Where this replica runs and which actor it is (for operators and fault drills)."""
-    import ray
-
-    # Serve's replica actors live in Serve's namespace ("serve").
-    return {"node": node_id(), "actor": ray.get_runtime_context().get_actor_name()}
-
-
-@serve.deployment
-class PrefillDeployment:
-    async def __init__(self, engine: EngineConfig, limits: LeaseLimits) -> None:
-        started = await Engine.start(engine)
-        self.service = PrefillService(started, node_id(), limits)
-        self._background = [
-            asyncio.create_task(self.service.expire_leases_forever(limits.ttl_s / 4)),
-            asyncio.create_task(
-                RayMetricsBridge(
-                    [started.metrics_collector(), LeaseCollector(self.service)]
-                ).publish_forever()
-            ),
-        ]
-
-    async def lease(self, tokens: Sequence[int], tenant: str) -> LeaseGrant:
-        return await self.service.lease(tokens, tenant)
-
-    async def release(self, lease_id: int, unusable: bool = False) -> None:
-        await self.service.release(lease_id, unusable)
-
-    async def read_blocks(self, lease_id: int, blocks: Sequence[int]) -> np.ndarray:
-        # numpy crosses Ray's object store without pickling the bytes
-        return (await self.service.read_blocks(lease_id, blocks)).numpy()
-
-    async def store(self, tokens: Sequence[int], tenant: str) -> None:
-        await self.service.store(tokens, tenant)
-
-    async def chat(self, messages: Sequence[ChatMessage], options: SamplingOptions) -> Generation:
-        return await self.service.engine.chat(messages, options)
-
-    def stats(self) -> dict[str, Any]:
-        return {
-            **replica_identity(),
-            "active_leases": self.service.active_leases,
-            "fills": self.service.engine.prefixes.fills,
-            "store": vars(self.service.engine.kv_store_stats()),
-        }
-
-    def __del__(self) -> None:
-        for task in self._background:
-            task.cancel()
-        self.service.engine.close()
-
-
-class HandlePrefillClient:
-    """The prefill service as a decode worker reaches it: a Serve handle, with timeouts."""
-
-    def __init__(self, handle: DeploymentHandle, timeout_s: float = PREFILL_CALL_TIMEOUT_S):
-        self._handle = handle
-        self._timeout_s = timeout_s
-
-    async def lease(self, tokens: Sequence[int], tenant: str) -> LeaseGrant:
-        return await self._call("lease", list(tokens), tenant)
-
-    async def release(self, lease_id: int, unusable: bool = False) -> None:
-        await self._call("release", lease_id, unusable)
-
-    async def read_blocks(self, lease_id: int, blocks: Sequence[int]) -> torch.Tensor:
-        return torch.from_numpy(np.array(await self._call("read_blocks", lease_id, list(blocks))))
-
-    async def _call(self, method: str, *args: Any) -> Any:
-        response = getattr(self._handle, method).remote(*args)
-        return await asyncio.wait_for(response, self._timeout_s)
-
-
-@serve.deployment
-class IntrinsicWorker:
-    """Runs intrinsic calls on its engine: a decode worker when given a prefill service
-    (base KV comes from it), else a colocated engine (its own base model fills its store)."""
-
-    async def __init__(
-        self,
-        engine: EngineConfig,
-        library: str,
-        intrinsics: Sequence[str],
-        prefill: DeploymentHandle | None,
-    ) -> None:
-        from alora_serve.model import resolve_model
-
-        base = resolve_model(engine.model)
-        catalog = Catalog.from_library(library, base.name).subset(intrinsics)
-        self.engine = await Engine.start(engine, catalog.adapters())
-        self.transfer = None
-        if prefill is not None:
-            self.transfer = attach_to_prefill(self.engine, HandlePrefillClient(prefill), node_id())
-        self.runner = IntrinsicRunner(self.engine, catalog)
-        collectors = [self.engine.metrics_collector()]
-        if self.transfer is not None:
-            collectors.append(TransferCollector(lambda: self.transfer.counts))
-        self._metrics_task = asyncio.create_task(RayMetricsBridge(collectors).publish_forever())
-
-    async def run_many(
-        self,
-        names: Sequence[str],
-        request: IntrinsicRequest,
-        tenant: str,
-        arguments: Mapping[str, Mapping[str, Any]] | None = None,
-    ) -> list[IntrinsicResult]:
-        return await self.runner.run_many(names, request, tenant, arguments)
-
-    async def prefill(
-        self,
-        names: Sequence[str],
-        request: IntrinsicRequest,
-        tenant: str,
-        arguments: Mapping[str, Mapping[str, Any]] | None = None,
-    ) -> None:
-        await self.runner.prefill(names, request, tenant, arguments)
-
-    async def chat(self, messages: Sequence[ChatMessage], options: SamplingOptions) -> Generation:
-        return await self.engine.chat(messages, options)
-
-    async def invoke(
-        self, adapter: str, prompt: Sequence[int], options: SamplingOptions, tenant: str
-    ) -> Generation:
-        """One adapter on raw prompt tokens (no intrinsic I/O processing)."""
-        return await self.engine.invoke(adapter, prompt, options, tenant)
-
-    def stats(self) -> dict[str, Any]:
-        transfer = vars(self.transfer.counts) if self.transfer is not None else None
-        return {
-            **replica_identity(),
-            "transfer": transfer,
-            # base-model prompt tokens computed here (pulled blocks are not computed)
-            "computed_base_tokens": self.engine.prefixes.filled_tokens,
-        }
-
-    def __del__(self) -> None:
-        with contextlib.suppress(AttributeError):  # the constructor may have failed
-            self._metrics_task.cancel()
-            self.engine.close()
 
 
 http = FastAPI(title="alora-serve", version="v1")

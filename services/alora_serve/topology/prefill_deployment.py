@@ -1,0 +1,86 @@
+"""The prefill service as a Ray Serve deployment, and the client decode workers use."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+
+from alora_serve.disagg.grants import LeaseGrant
+from alora_serve.disagg.metrics import LeaseCollector
+from alora_serve.disagg.prefill_service import LeaseLimits, PrefillService
+from alora_serve.engine import ChatMessage, Engine, EngineConfig, Generation, SamplingOptions
+from alora_serve.topology.metrics import RayMetricsBridge
+from alora_serve.topology.replica import node_id, replica_identity
+
+PREFILL_CALL_TIMEOUT_S = 120.0  # a lease may wait for the base prefill of a long prefix
+
+
+@serve.deployment
+class PrefillDeployment:
+    async def __init__(self, engine: EngineConfig, limits: LeaseLimits) -> None:
+        started = await Engine.start(engine)
+        self.service = PrefillService(started, node_id(), limits)
+        self._background = [
+            asyncio.create_task(self.service.expire_leases_forever(limits.ttl_s / 4)),
+            asyncio.create_task(
+                RayMetricsBridge(
+                    [started.metrics_collector(), LeaseCollector(self.service)]
+                ).publish_forever()
+            ),
+        ]
+
+    async def lease(self, tokens: Sequence[int], tenant: str) -> LeaseGrant:
+        return await self.service.lease(tokens, tenant)
+
+    async def release(self, lease_id: int, unusable: bool = False) -> None:
+        await self.service.release(lease_id, unusable)
+
+    async def read_blocks(self, lease_id: int, blocks: Sequence[int]) -> np.ndarray:
+        # numpy crosses Ray's object store without pickling the bytes
+        return (await self.service.read_blocks(lease_id, blocks)).numpy()
+
+    async def store(self, tokens: Sequence[int], tenant: str) -> None:
+        await self.service.store(tokens, tenant)
+
+    async def chat(self, messages: Sequence[ChatMessage], options: SamplingOptions) -> Generation:
+        return await self.service.engine.chat(messages, options)
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            **replica_identity(),
+            "active_leases": self.service.active_leases,
+            "fills": self.service.engine.prefixes.fills,
+            "store": vars(self.service.engine.kv_store_stats()),
+        }
+
+    def __del__(self) -> None:
+        for task in self._background:
+            task.cancel()
+        self.service.engine.close()
+
+
+class HandlePrefillClient:
+    """The prefill service as a decode worker reaches it: a Serve handle, with timeouts."""
+
+    def __init__(self, handle: DeploymentHandle, timeout_s: float = PREFILL_CALL_TIMEOUT_S):
+        self._handle = handle
+        self._timeout_s = timeout_s
+
+    async def lease(self, tokens: Sequence[int], tenant: str) -> LeaseGrant:
+        return await self._call("lease", list(tokens), tenant)
+
+    async def release(self, lease_id: int, unusable: bool = False) -> None:
+        await self._call("release", lease_id, unusable)
+
+    async def read_blocks(self, lease_id: int, blocks: Sequence[int]) -> torch.Tensor:
+        return torch.from_numpy(np.array(await self._call("read_blocks", lease_id, list(blocks))))
+
+    async def _call(self, method: str, *args: Any) -> Any:
+        response = getattr(self._handle, method).remote(*args)
+        return await asyncio.wait_for(response, self._timeout_s)
