@@ -56,9 +56,29 @@ def intrinsics_composition_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def kv_transfer_table(result: dict) -> str:
+    memcpy = result["rows"][0]["mb_per_s"]
+    lines = ["| path | MB/s | ms | vs memcpy |", "|---|---|---|---|"]
+    for row in result["rows"]:
+        lines.append(
+            f"| {row['path']} | {row['mb_per_s']:.0f} | {row['median_s'] * 1e3:.1f} "
+            f"| {row['mb_per_s'] / memcpy:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def disaggregated_latency_table(result: dict) -> str:
+    lines = ["| mode | client | in the worker |", "|---|---|---|"]
+    for mode, row in result["modes"].items():
+        lines.append(f"| {mode} | {row['median_s']:.2f} s | {row['worker_median_s']:.2f} s |")
+    return "\n".join(lines)
+
+
 TABLES = {
     "alora_latency": alora_latency_table,
     "intrinsics_composition": intrinsics_composition_table,
+    "kv_transfer": kv_transfer_table,
+    "disaggregated_latency": disaggregated_latency_table,
 }
 
 if __name__ == "__main__":

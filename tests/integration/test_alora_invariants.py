@@ -136,3 +136,28 @@ async def test_prompt_without_invocation_is_rejected(engine, tokenizer):
 async def test_unknown_adapter_names_the_loaded_ones(engine):
     with pytest.raises(UnknownAdapterError, match="probe_b"):
         await engine.invoke("no_such_adapter", [1, 2, 3], GREEDY)
+
+
+async def test_base_turn_kv_is_reused_by_the_same_tenants_calls_only(
+    engine, tokenizer, invocations
+):
+    conv = render(tokenizer, conversation(tokenizer, 500, skip=11))
+    prompt = conv + invocations["probe_a"]
+    once = SamplingOptions(max_tokens=1)
+    await engine.generate(conv, once, tenant="acme")  # the base model's turn
+
+    def computed_by(call):
+        async def run() -> int:
+            before = engine.prefixes.filled_tokens
+            await call
+            return engine.prefixes.filled_tokens - before
+
+        return run()
+
+    # The intrinsic call's fill finds the turn's blocks in vLLM's cache ...
+    assert (
+        await computed_by(engine.invoke("probe_a", prompt, once, "acme"))
+        <= engine.config.block_size
+    )
+    # ... another tenant's does not.
+    assert await computed_by(engine.invoke("probe_a", prompt, once, "globex")) == len(conv)

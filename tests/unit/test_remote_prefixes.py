@@ -126,3 +126,40 @@ async def test_unreachable_prefill_recomputes_or_fails_fast(arena) -> None:
     with pytest.raises(PrefillUnavailableError, match="cannot compute it"):
         async with source(Down("node-a"), arena).leased(list(range(20, 30)), "t"):
             pass
+
+
+async def test_a_holder_joining_during_the_lease_call_keeps_it_alive(arena) -> None:
+    class SlowPrefill(FakePrefill):
+        async def lease(self, tokens, tenant):
+            await asyncio.sleep(0.01)
+            return await super().lease(tokens, tenant)
+
+    prefill = SlowPrefill("node-a")
+    remote = source(prefill, arena)
+    seen = []
+
+    async def quick() -> None:
+        async with remote.leased(TOKENS, "t") as held:
+            seen.append((held.load_order(), prefill.active))
+
+    async def joiner() -> None:
+        await asyncio.sleep(0)  # joins while the first holder's lease call is in flight
+        async with remote.leased(TOKENS, "t") as held:
+            await asyncio.sleep(0.01)  # still reading after the first holder left
+            seen.append((held.load_order(), prefill.active))
+
+    await asyncio.gather(quick(), joiner())
+    assert [active for _, active in seen] == [1, 1]  # the lease was live for both
+    assert prefill.active == 0 and list(prefill.leases) == [1]
+
+
+async def test_a_failed_lease_call_fails_every_joiner_and_leaves_nothing_held(arena) -> None:
+    class Failing(FakePrefill):
+        async def lease(self, tokens, tenant):
+            await asyncio.sleep(0.01)
+            raise IncompatibleKVError("another base model")
+
+    remote = source(Failing("node-a"), arena)
+    outcomes = await asyncio.gather(hold(remote), hold(remote), return_exceptions=True)
+    assert all(isinstance(o, IncompatibleKVError) for o in outcomes)
+    assert remote._held == {}

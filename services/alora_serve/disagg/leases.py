@@ -7,7 +7,7 @@ so a dead reader cannot pin the store forever.
 
 from __future__ import annotations
 
-import itertools
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -35,7 +35,6 @@ class LeaseTable(Generic[Held]):
         self.max_leases = max_leases
         self.ttl_s = ttl_s
         self._clock = clock
-        self._ids = itertools.count(1)
         self._entries: dict[int, _Entry[Held]] = {}
         self.granted = 0
         self.expired = 0
@@ -51,7 +50,10 @@ class LeaseTable(Generic[Held]):
 
     def add(self, held: Held) -> int:
         self.check_room()
-        lease_id = next(self._ids)
+        # Random ids: a reader can never release another replica's lease by accident.
+        lease_id = secrets.randbits(63)
+        while lease_id in self._entries:
+            lease_id = secrets.randbits(63)
         self._entries[lease_id] = _Entry(held, self._clock() + self.ttl_s)
         self.granted += 1
         return lease_id

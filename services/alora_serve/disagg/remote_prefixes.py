@@ -94,27 +94,39 @@ class RemotePrefixes:
         lease serves all of them)."""
         key = (tenant, tuple(tokens))
         holding = self._held.get(key)
-        if holding is None:
+        acquiring = holding is None
+        if acquiring:
             holding = self._held[key] = _Holding(asyncio.get_running_loop().create_future())
-            try:
-                holding.acquired.set_result(await self._acquire(tokens, tenant))
-            except BaseException as exc:
-                del self._held[key]
-                holding.acquired.set_exception(exc)
-                holding.acquired.exception()  # seen here: no "never retrieved" warning
-                raise
-        held, release = await asyncio.shield(holding.acquired)
-        holding.holders += 1
+        holding.holders += 1  # counted before any await: the lease outlives every joiner
         try:
-            yield held
-        except KVLoadError:
-            holding.unusable = True  # its bytes are dropped; a retry recomputes them
-            raise
+            if acquiring:
+                await self._acquire_for(holding, key, tokens, tenant)
+            held, _ = await asyncio.shield(holding.acquired)
+            try:
+                yield held
+            except KVLoadError:
+                holding.unusable = True  # its bytes are dropped; a retry recomputes them
+                raise
         finally:
             holding.holders -= 1
             if holding.holders == 0:
-                del self._held[key]
-                await release(holding.unusable)
+                await self._let_go(holding, key)
+
+    async def _acquire_for(self, holding: _Holding, key, tokens, tenant: str) -> None:
+        try:
+            holding.acquired.set_result(await self._acquire(tokens, tenant))
+        except BaseException as exc:
+            del self._held[key]  # later callers try afresh; joiners see this failure
+            holding.acquired.set_exception(exc)
+            holding.acquired.exception()  # retrieved: no "never retrieved" warning
+            raise
+
+    async def _let_go(self, holding: _Holding, key) -> None:
+        if self._held.get(key) is holding:
+            del self._held[key]
+        if holding.acquired.done() and holding.acquired.exception() is None:
+            _, release = holding.acquired.result()
+            await release(holding.unusable)
 
     async def _acquire(self, tokens: Sequence[int], tenant: str) -> tuple[HoldsPrefix, Release]:
         if self._prefill_is_local and not self.local.has(tokens, tenant):

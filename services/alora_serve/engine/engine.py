@@ -109,18 +109,26 @@ class Engine:
         (control tokens inside messages are escaped: see ``ChatRenderer``)."""
         return self.renderer.render(messages)
 
-    async def chat(self, messages: Sequence[ChatMessage], options: SamplingOptions) -> Generation:
-        return await self.generate(self.render_chat(messages), options)
+    async def chat(
+        self,
+        messages: Sequence[ChatMessage],
+        options: SamplingOptions,
+        tenant: str = DEFAULT_TENANT,
+    ) -> Generation:
+        return await self.generate(self.render_chat(messages), options, tenant)
 
     @property
     def merged(self) -> bool:
         """Whether vLLM runs one adapter merged into the weights (no base model here)."""
         return self.config.adapter_mode == "merged"
 
-    async def generate(self, prompt: Sequence[int], options: SamplingOptions) -> Generation:
-        """The base model's continuation of ``prompt``."""
+    async def generate(
+        self, prompt: Sequence[int], options: SamplingOptions, tenant: str = DEFAULT_TENANT
+    ) -> Generation:
+        """The base model's continuation of ``prompt`` (its KV stays in vLLM's cache for
+        the tenant's later calls on the conversation)."""
         self._require_base_model("generate base-model text")
-        return await self._run(prompt, options)
+        return await self._run(prompt, options, cache_salt=_tenant_salt(tenant))
 
     async def invoke(
         self,
@@ -173,6 +181,18 @@ class Engine:
         finally:
             for lease in reversed(leases):
                 await lease.__aexit__(None, None, None)
+
+    async def compute_base_kv(self, prefix: Sequence[int], order: SaveOrder, tenant: str) -> int:
+        """Run the base model over ``prefix`` and save its blocks as ``order`` says (a
+        ``PrefixManager`` fill); returns the prompt tokens computed."""
+        self._require_base_model("compute base-model KV")
+        result = await self._run(
+            prefix,
+            SamplingOptions(max_tokens=1),
+            kv_params=to_params(order),
+            cache_salt=_tenant_salt(tenant),
+        )
+        return result.usage.computed_prompt_tokens
 
     async def reset_local_prefix_cache(self) -> None:
         """Forget vLLM's own cached blocks (the store keeps its own): later calls load
@@ -230,16 +250,6 @@ class Engine:
                 f"this engine runs adapter {next(iter(self.adapters))!r} merged into its "
                 f"weights and cannot {task}; use a prefill service or a lora-mode engine"
             )
-
-    async def compute_base_kv(self, prefix: Sequence[int], order: SaveOrder, tenant: str) -> int:
-        self._require_base_model("compute base-model KV")
-        result = await self._run(
-            prefix,
-            SamplingOptions(max_tokens=1),
-            kv_params=to_params(order),
-            cache_salt=_tenant_salt(tenant),
-        )
-        return result.usage.computed_prompt_tokens
 
     async def _run(
         self,

@@ -49,7 +49,9 @@ def build_app(config: TopologyConfig, library: Path) -> serve.Application:
         base = worker
     else:
         prefill = PrefillDeployment.options(
-            name="prefill", **config.prefill.scaling.deployment_options()
+            name="prefill",
+            request_router_config=locality_router_config(),
+            **config.prefill.scaling.deployment_options(),
         ).bind(
             config.prefill.engine.model_copy(update={"model": config.model}),
             LeaseLimits(config.prefill.max_leases, config.prefill.lease_ttl_s),

@@ -17,8 +17,11 @@ from alora_serve.disagg.prefill_service import LeaseLimits, PrefillService
 from alora_serve.engine import ChatMessage, Engine, EngineConfig, Generation, SamplingOptions
 from alora_serve.topology.metrics import RayMetricsBridge
 from alora_serve.topology.replica import node_id, replica_identity
+from alora_serve.topology.routing import session_id
 
 PREFILL_CALL_TIMEOUT_S = 120.0  # a lease may wait for the base prefill of a long prefix
+# A conversation's first tokens (its system prompt and opening turn) pick its prefill replica.
+AFFINITY_TOKENS = 512
 
 
 @serve.deployment
@@ -66,21 +69,33 @@ class PrefillDeployment:
 
 
 class HandlePrefillClient:
-    """The prefill service as a decode worker reaches it: a Serve handle, with timeouts."""
+    """The prefill service as a decode worker reaches it: a Serve handle, with timeouts.
+
+    With several prefill replicas, a conversation's calls keep to one replica (session
+    affinity on the conversation's opening tokens): its leases, reads and releases reach
+    the replica that holds its blocks, and its turns grow one store.
+    """
 
     def __init__(self, handle: DeploymentHandle, timeout_s: float = PREFILL_CALL_TIMEOUT_S):
         self._handle = handle
         self._timeout_s = timeout_s
+        self._sessions: dict[int, str] = {}  # lease id -> session of its replica
 
     async def lease(self, tokens: Sequence[int], tenant: str) -> LeaseGrant:
-        return await self._call("lease", list(tokens), tenant)
+        session = session_id("", tenant, repr(list(tokens[:AFFINITY_TOKENS])))
+        grant = await self._call(session, "lease", list(tokens), tenant)
+        self._sessions[grant.lease_id] = session
+        return grant
 
     async def release(self, lease_id: int, unusable: bool = False) -> None:
-        await self._call("release", lease_id, unusable)
+        await self._call(self._sessions.pop(lease_id, ""), "release", lease_id, unusable)
 
     async def read_blocks(self, lease_id: int, blocks: Sequence[int]) -> torch.Tensor:
-        return torch.from_numpy(np.array(await self._call("read_blocks", lease_id, list(blocks))))
+        session = self._sessions.get(lease_id, "")
+        return torch.from_numpy(
+            np.array(await self._call(session, "read_blocks", lease_id, list(blocks)))
+        )
 
-    async def _call(self, method: str, *args: Any) -> Any:
-        response = getattr(self._handle, method).remote(*args)
-        return await asyncio.wait_for(response, self._timeout_s)
+    async def _call(self, session: str, method: str, *args: Any) -> Any:
+        handle = self._handle.options(session_id=session) if session else self._handle
+        return await asyncio.wait_for(getattr(handle, method).remote(*args), self._timeout_s)
