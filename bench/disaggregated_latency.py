@@ -27,6 +27,7 @@ from pathlib import Path
 from alora_serve.adapters.synthetic import make_adapter
 from alora_serve.engine import EngineConfig
 from alora_serve.intrinsics.builtins import BUILTIN_DIR
+from alora_serve.intrinsics.call import IntrinsicsCall
 from alora_serve.intrinsics.synthetic_library import make_library
 from alora_serve.model import resolve_model
 from alora_serve.topology.app import build_app
@@ -84,7 +85,8 @@ def topologies() -> dict[str, TopologyConfig]:
 def timed_call(ingress, intrinsic: str, request) -> tuple[float, float]:
     """(client-side seconds, worker-side seconds) of one intrinsic call."""
     started = time.perf_counter()
-    (result,) = ingress.run_many.remote([intrinsic], request, "bench").result()
+    call = IntrinsicsCall(intrinsics=[intrinsic], request=request, tenant="bench")
+    (result,) = ingress.run_many.remote(call).result()
     return time.perf_counter() - started, result.seconds
 
 
@@ -95,7 +97,8 @@ def measure(apps: dict, request, repeats: int, recompute_repeats: int) -> dict[s
     for round_ in range(repeats):
         for mode, (app, intrinsic) in MODES.items():
             conversation = fresh(request, f"{mode} {round_}")
-            apps[app].prefill.remote([intrinsic], conversation, "bench").result()
+            call = IntrinsicsCall(intrinsics=[intrinsic], request=conversation, tenant="bench")
+            apps[app].prefill.remote(call).result()
             runs[mode].append(timed_call(apps[app], intrinsic, conversation))
         if round_ < recompute_repeats:
             app, intrinsic = RECOMPUTE

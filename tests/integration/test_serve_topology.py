@@ -15,6 +15,7 @@ import asyncio
 import pytest
 
 from alora_serve.engine import EngineConfig, SamplingOptions
+from alora_serve.intrinsics.call import IntrinsicsCall
 from alora_serve.intrinsics.catalog import Catalog
 from alora_serve.intrinsics.synthetic_library import make_library
 from alora_serve.model import resolve_model
@@ -98,6 +99,10 @@ def colocated_app(serve_app, library):
     serve.delete("alora-colocated")
 
 
+def call(names: list[str], request) -> IntrinsicsCall:
+    return IntrinsicsCall(intrinsics=names, request=request, tenant="acme")
+
+
 def handle(name: str, app: str = APP):
     from ray import serve
 
@@ -148,7 +153,7 @@ async def test_calls_go_to_the_replica_beside_the_kv_when_it_is_free(serve_app, 
     kv_node = prefill_node(await replica_stats("prefill"))
     before = await replica_stats("decode-merged")
     for skip in (33, 34, 35):  # one at a time: the local replica is always free
-        await serve_app.run_many.remote([MERGED], rag_request(tokenizer, 400, skip=skip), "acme")
+        await serve_app.run_many.remote(call([MERGED], rag_request(tokenizer, 400, skip=skip)))
     after = await replica_stats("decode-merged")
     local = after[kv_node]["transfer"]["in_place"] - before[kv_node]["transfer"]["in_place"]
     assert local == 3
@@ -161,7 +166,7 @@ async def test_a_busy_local_replica_overflows_to_the_remote_one(serve_app, token
     before = await replica_stats("decode-merged")
     requests = [rag_request(tokenizer, 400, skip=skip) for skip in range(36, 40)]
     results = await asyncio.gather(
-        *(serve_app.run_many.remote([MERGED], request, "acme") for request in requests)
+        *(serve_app.run_many.remote(call([MERGED], request)) for request in requests)
     )
     assert all(0 <= r[0].result["answerability_likelihood"] <= 1 for r in results)
     after = await replica_stats("decode-merged")
@@ -175,7 +180,7 @@ async def test_a_busy_local_replica_overflows_to_the_remote_one(serve_app, token
 async def test_intrinsics_of_several_workers_share_one_prefill(serve_app, tokenizer):
     request = rag_request(tokenizer, 500, skip=40)
     (before,) = (await replica_stats("prefill")).values()
-    results = await serve_app.run_many.remote([MERGED, *LORA], request, "acme")
+    results = await serve_app.run_many.remote(call([MERGED, *LORA], request))
     assert [r.name for r in results] == [MERGED, *LORA]
     (after,) = (await replica_stats("prefill")).values()
     # Three intrinsics (none with an instruction) on two workers: one prefix, one fill.
@@ -186,7 +191,7 @@ async def test_intrinsics_of_several_workers_share_one_prefill(serve_app, tokeni
 async def test_colocated_topology_is_exact_and_serves_intrinsics(colocated_app, library, tokenizer):
     await exact_invocation("colocated", MERGED, library, tokenizer, skip=44, app="alora-colocated")
     request = rag_request(tokenizer, 400, skip=45)
-    (result,) = await colocated_app.run_many.remote([MERGED], request, "acme")
+    (result,) = await colocated_app.run_many.remote(call([MERGED], request))
     assert 0 <= result.result["answerability_likelihood"] <= 1
     (stats,) = (await replica_stats_of("colocated", "alora-colocated")).values()
     assert stats["transfer"] is None  # its own store, no transfer layer
@@ -203,7 +208,7 @@ async def test_a_dead_decode_replica_is_routed_around(serve_app, tokenizer):
     kv_node = prefill_node(await replica_stats("prefill"))
     kill((await replica_stats("decode-merged"))[kv_node])  # the replica calls go to first
     request = rag_request(tokenizer, 400, skip=41)
-    results = await asyncio.wait_for(serve_app.run_many.remote([MERGED], request, "acme"), 120)
+    results = await asyncio.wait_for(serve_app.run_many.remote(call([MERGED], request)), 120)
     assert 0 <= results[0].result["answerability_likelihood"] <= 1
 
 

@@ -10,14 +10,10 @@ from __future__ import annotations
 
 import time
 import uuid
-from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from alora_serve.engine import ChatMessage, Generation, SamplingOptions
-from alora_serve.intrinsics.rewrite import IntrinsicRequest
-
-DEFAULT_TENANT = "default"
 
 
 class ChatCompletionRequest(BaseModel):
@@ -37,19 +33,6 @@ class ChatCompletionRequest(BaseModel):
             top_p=self.top_p,
             seed=self.seed,
         )
-
-
-class IntrinsicsCall(BaseModel):
-    """Several intrinsics on one conversation (they share its base KV)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    intrinsics: list[str] = Field(min_length=1)
-    request: IntrinsicRequest
-    arguments: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, description="per-intrinsic arguments, overriding request's"
-    )
-    tenant: str = DEFAULT_TENANT
 
 
 def chat_completion(result: Generation, model_name: str) -> dict:

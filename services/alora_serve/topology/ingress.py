@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI, HTTPException
@@ -16,12 +16,12 @@ from ray.serve.handle import DeploymentHandle
 
 from alora_serve.disagg.leases import TooManyLeasesError
 from alora_serve.disagg.remote_prefixes import PrefillUnavailableError
-from alora_serve.engine import ChatMessage, Generation, SamplingOptions
+from alora_serve.intrinsics.call import IntrinsicsCall
 from alora_serve.intrinsics.catalog import UnknownIntrinsicError
 from alora_serve.intrinsics.rewrite import IntrinsicInputError, IntrinsicRequest
 from alora_serve.intrinsics.runner import IntrinsicResult
 from alora_serve.kv.block_pool import StoreFullError
-from alora_serve.server.http_api import ChatCompletionRequest, IntrinsicsCall, chat_completion
+from alora_serve.server.http_api import ChatCompletionRequest, chat_completion
 from alora_serve.topology.routing import session_id
 
 KV_NODE_REFRESH_S = 30.0
@@ -67,67 +67,41 @@ class IntrinsicsIngress:
     def catalog(self) -> list[dict]:
         return self._catalog
 
-    async def run_many(
-        self,
-        names: Sequence[str],
-        request: IntrinsicRequest,
-        tenant: str,
-        arguments: Mapping[str, Mapping[str, Any]] | None = None,
-    ) -> list[IntrinsicResult]:
-        batches = await self._on_workers("run_many", names, request, tenant, arguments or {})
+    async def run_many(self, call: IntrinsicsCall) -> list[IntrinsicResult]:
+        batches = await self._on_workers("run_many", call)
         by_name = {result.name: result for batch in batches for result in batch}
-        return [by_name[name] for name in names]
+        return [by_name[name] for name in call.intrinsics]
 
-    async def prefill(
-        self,
-        names: Sequence[str],
-        request: IntrinsicRequest,
-        tenant: str,
-        arguments: Mapping[str, Mapping[str, Any]] | None = None,
-    ) -> None:
+    async def prefill(self, call: IntrinsicsCall) -> None:
         """Compute and keep the base KV these intrinsics will need on this conversation
         (e.g. after the base model's turn), so their calls later only decode."""
-        await self._on_workers("prefill", names, request, tenant, arguments or {})
+        await self._on_workers("prefill", call)
 
-    async def _on_workers(
-        self,
-        method: str,
-        names: Sequence[str],
-        request: IntrinsicRequest,
-        tenant: str,
-        arguments: Mapping[str, Mapping[str, Any]],
-    ) -> list[Any]:
-        """Call ``method`` on each worker with the intrinsics it serves, concurrently."""
-        if unknown := [n for n in names if n not in self._routes]:
+    async def _on_workers(self, method: str, call: IntrinsicsCall) -> list[Any]:
+        """Call ``method`` on each worker with its part of ``call``, concurrently."""
+        if unknown := [n for n in call.intrinsics if n not in self._routes]:
             raise UnknownIntrinsicError(unknown[0], self._routes)
         groups: dict[str, list[str]] = {}
-        for name in names:
+        for name in call.intrinsics:
             groups.setdefault(self._routes[name], []).append(name)
-        session = session_id(await self._conversation_node(), tenant, _conversation_key(request))
+        node = await self._conversation_node()
+        session = session_id(node, call.tenant, _conversation_key(call.request))
         return await asyncio.gather(
             *(
-                self._call(
-                    worker,
-                    session,
-                    method,
-                    (group, request, tenant, {n: arguments[n] for n in group if n in arguments}),
-                )
+                self._call(worker, session, method, call.only(group))
                 for worker, group in groups.items()
             )
         )
 
-    async def chat(self, messages: Sequence[ChatMessage], options: SamplingOptions) -> Generation:
-        return await self._base.chat.remote(list(messages), options)
-
-    async def _call(self, worker: str, session: str, method: str, args: tuple) -> Any:
+    async def _call(self, worker: str, session: str, method: str, call: IntrinsicsCall) -> Any:
         """Intrinsic calls are idempotent: a replica that dies under one is retried once
         (the router picks another replica); a worker that does not answer in time fails
         the call instead of hanging it."""
         handle = self._workers[worker].options(session_id=session)
         for attempt in (1, 2):
             try:
-                call = getattr(handle, method).remote(*args)
-                return await asyncio.wait_for(call, self._call_timeout_s)
+                response = getattr(handle, method).remote(call)
+                return await asyncio.wait_for(response, self._call_timeout_s)
             except RayActorError as exc:
                 if attempt == 2:
                     raise WorkerUnavailableError(
@@ -160,9 +134,7 @@ class IntrinsicsIngress:
     @http.post("/v1/intrinsics:run")
     async def run_http(self, call: IntrinsicsCall) -> list[dict]:
         try:
-            results = await self.run_many(
-                call.intrinsics, call.request, call.tenant, call.arguments
-            )
+            results = await self.run_many(call)
         except UnknownIntrinsicError as exc:
             raise HTTPException(404, str(exc)) from exc
         except IntrinsicInputError as exc:

@@ -40,12 +40,14 @@ def serve_topology(
 
 def _self_check(ingress, progress: Callable[[str], None]) -> None:
     from alora_serve.examples.rag_pipeline import EXAMPLE_CONVERSATION, EXAMPLE_DOCUMENTS
+    from alora_serve.intrinsics.call import IntrinsicsCall
     from alora_serve.intrinsics.rewrite import IntrinsicRequest
 
     names = [entry["name"] for entry in ingress.catalog.remote().result()]
     request = IntrinsicRequest(messages=EXAMPLE_CONVERSATION, documents=EXAMPLE_DOCUMENTS)
     checked = [n for n in ("answerability", "uncertainty") if n in names] or names[:1]
-    for result in ingress.run_many.remote(checked, request, "self-check").result():
+    call = IntrinsicsCall(intrinsics=checked, request=request, tenant="self-check")
+    for result in ingress.run_many.remote(call).result():
         progress(
             f"Self-check: {result.name} -> {json.dumps(result.result)} "
             f"({result.usage.reused_prompt_tokens}/{result.usage.prompt_tokens} prompt tokens "

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from ray import serve
@@ -13,8 +13,8 @@ from ray.serve.handle import DeploymentHandle
 from alora_serve.disagg.metrics import TransferCollector
 from alora_serve.disagg.remote_prefixes import attach_to_prefill
 from alora_serve.engine import ChatMessage, Engine, EngineConfig, Generation, SamplingOptions
+from alora_serve.intrinsics.call import IntrinsicsCall
 from alora_serve.intrinsics.catalog import Catalog
-from alora_serve.intrinsics.rewrite import IntrinsicRequest
 from alora_serve.intrinsics.runner import IntrinsicResult, IntrinsicRunner
 from alora_serve.topology.metrics import RayMetricsBridge
 from alora_serve.topology.prefill_deployment import HandlePrefillClient
@@ -47,23 +47,13 @@ class IntrinsicWorker:
             collectors.append(TransferCollector(lambda: self.transfer.counts))
         self._metrics_task = asyncio.create_task(RayMetricsBridge(collectors).publish_forever())
 
-    async def run_many(
-        self,
-        names: Sequence[str],
-        request: IntrinsicRequest,
-        tenant: str,
-        arguments: Mapping[str, Mapping[str, Any]] | None = None,
-    ) -> list[IntrinsicResult]:
-        return await self.runner.run_many(names, request, tenant, arguments)
+    async def run_many(self, call: IntrinsicsCall) -> list[IntrinsicResult]:
+        return await self.runner.run_many(
+            call.intrinsics, call.request, call.tenant, call.arguments
+        )
 
-    async def prefill(
-        self,
-        names: Sequence[str],
-        request: IntrinsicRequest,
-        tenant: str,
-        arguments: Mapping[str, Mapping[str, Any]] | None = None,
-    ) -> None:
-        await self.runner.prefill(names, request, tenant, arguments)
+    async def prefill(self, call: IntrinsicsCall) -> None:
+        await self.runner.prefill(call.intrinsics, call.request, call.tenant, call.arguments)
 
     async def chat(self, messages: Sequence[ChatMessage], options: SamplingOptions) -> Generation:
         return await self.engine.chat(messages, options)
