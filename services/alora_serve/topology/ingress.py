@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -25,6 +26,8 @@ from alora_serve.server.http_api import ChatCompletionRequest, chat_completion
 from alora_serve.topology.routing import session_id
 
 KV_NODE_REFRESH_S = 30.0
+KV_NODE_TIMEOUT_S = 5.0
+logger = logging.getLogger(__name__)
 
 
 class WorkerUnavailableError(RuntimeError):
@@ -115,10 +118,17 @@ class IntrinsicsIngress:
 
     async def _conversation_node(self) -> str:
         """The node whose store holds conversations' KV (re-learned now and then: the
-        prefill service may restart elsewhere)."""
+        prefill service may restart elsewhere). Only a routing hint: while the prefill
+        service cannot say, calls keep the last answer (or none) and still go ahead."""
         now = time.monotonic()
         if self._kv_node is None or now - self._kv_node[1] > KV_NODE_REFRESH_S:
-            self._kv_node = ((await self._base.stats.remote())["node"], now)
+            known = self._kv_node[0] if self._kv_node else ""
+            try:
+                stats = await asyncio.wait_for(self._base.stats.remote(), KV_NODE_TIMEOUT_S)
+                known = stats["node"]
+            except (RayActorError, TimeoutError) as exc:
+                logger.warning("KV node unknown for now (%s); routing without it", exc)
+            self._kv_node = (known, now)
         return self._kv_node[0]
 
     # -- HTTP ------------------------------------------------------------------------
