@@ -7,7 +7,7 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from fastapi import FastAPI, HTTPException
@@ -17,6 +17,7 @@ from ray.serve.handle import DeploymentHandle
 
 from alora_serve.disagg.leases import TooManyLeasesError
 from alora_serve.disagg.remote_prefixes import PrefillUnavailableError
+from alora_serve.engine import ChatMessage, Generation, SamplingOptions
 from alora_serve.intrinsics.call import IntrinsicsCall
 from alora_serve.intrinsics.catalog import UnknownIntrinsicError
 from alora_serve.intrinsics.rewrite import IntrinsicInputError, IntrinsicRequest
@@ -79,6 +80,10 @@ class IntrinsicsIngress:
         """Compute and keep the base KV these intrinsics will need on this conversation
         (e.g. after the base model's turn), so their calls later only decode."""
         await self._on_workers("prefill", call)
+
+    async def chat(self, messages: Sequence[ChatMessage], options: SamplingOptions) -> Generation:
+        """The base model's turn, on the engine that owns conversations."""
+        return await self._base.chat.remote(list(messages), options)
 
     async def _on_workers(self, method: str, call: IntrinsicsCall) -> list[Any]:
         """Call ``method`` on each worker with its part of ``call``, concurrently."""
