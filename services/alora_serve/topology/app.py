@@ -4,19 +4,22 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from ray import serve
 
 from alora_serve.disagg.prefill_service import LeaseLimits
 from alora_serve.intrinsics.catalog import Catalog
 from alora_serve.model import resolve_model
-from alora_serve.topology.config import TopologyConfig
+from alora_serve.topology.config import Scaling, TopologyConfig
 from alora_serve.topology.ingress import IntrinsicsIngress
 from alora_serve.topology.prefill_deployment import PrefillDeployment
 from alora_serve.topology.routing import locality_router_config
 from alora_serve.topology.worker import IntrinsicWorker
 
 INGRESS = "ingress"
+# workers by deployment name, intrinsic -> worker, the deployment that owns conversations
+_Graph = tuple[dict[str, Any], dict[str, str], Any]
 
 
 def resolve_library(config: TopologyConfig, progress: Callable[[str], None] = print) -> Path:
@@ -36,35 +39,39 @@ def resolve_library(config: TopologyConfig, progress: Callable[[str], None] = pr
 def build_app(config: TopologyConfig, library: Path) -> serve.Application:
     base_model = resolve_model(config.model)  # fail fast, before Ray starts anything
     catalog = Catalog.from_library(library, base_model.name)
-    names = config.intrinsics or catalog.names()
-    catalog = catalog.subset(names)
-    if config.topology == "colocated":
-        engine = config.colocated.model_copy(update={"model": config.model})
-        worker = IntrinsicWorker.options(
-            name="colocated",
-            request_router_config=locality_router_config(),
-            **config.colocated_scaling.deployment_options(),
-        ).bind(engine, str(library), names, None)
-        workers, routes = {"colocated": worker}, dict.fromkeys(names, "colocated")
-        base = worker
-    else:
-        prefill = PrefillDeployment.options(
-            name="prefill",
-            request_router_config=locality_router_config(),
-            **config.prefill.scaling.deployment_options(),
-        ).bind(
-            config.prefill.engine.model_copy(update={"model": config.model}),
-            LeaseLimits(config.prefill.max_leases, config.prefill.lease_ttl_s),
-        )
-        workers, routes, base = {}, {}, prefill
-        for group in config.decode_groups(catalog.names()):
-            worker_name = f"decode-{group.name}"
-            workers[worker_name] = IntrinsicWorker.options(
-                name=worker_name,
-                request_router_config=locality_router_config(),
-                **group.scaling.deployment_options(),
-            ).bind(group.engine_config(config.model), str(library), group.intrinsics, prefill)
-            routes.update(dict.fromkeys(group.intrinsics, worker_name))
+    catalog = catalog.subset(config.intrinsics or catalog.names())
+    build = _colocated if config.topology == "colocated" else _disaggregated
+    workers, routes, base = build(config, str(library), catalog.names())
     return IntrinsicsIngress.options(name=INGRESS, ray_actor_options={"num_cpus": 0}).bind(
         workers, routes, catalog.describe(), base, base_model.name, config.call_timeout_s
+    )
+
+
+def _colocated(config: TopologyConfig, library: str, names: list[str]) -> _Graph:
+    engine = config.colocated.model_copy(update={"model": config.model})
+    worker = _deploy(IntrinsicWorker, "colocated", config.colocated_scaling).bind(
+        engine, library, names, None
+    )
+    return {"colocated": worker}, dict.fromkeys(names, "colocated"), worker
+
+
+def _disaggregated(config: TopologyConfig, library: str, names: list[str]) -> _Graph:
+    prefill = _deploy(PrefillDeployment, "prefill", config.prefill.scaling).bind(
+        config.prefill.engine.model_copy(update={"model": config.model}),
+        LeaseLimits(config.prefill.max_leases, config.prefill.lease_ttl_s),
+    )
+    workers, routes = {}, {}
+    for group in config.decode_groups(names):
+        name = f"decode-{group.name}"
+        workers[name] = _deploy(IntrinsicWorker, name, group.scaling).bind(
+            group.engine_config(config.model), library, group.intrinsics, prefill
+        )
+        routes.update(dict.fromkeys(group.intrinsics, name))
+    return workers, routes, prefill
+
+
+def _deploy(deployment: serve.Deployment, name: str, scaling: Scaling) -> serve.Deployment:
+    """A deployment with its scaling options and KV-locality, session-affinity routing."""
+    return deployment.options(
+        name=name, request_router_config=locality_router_config(), **scaling.deployment_options()
     )
