@@ -129,7 +129,8 @@ class RemotePrefixes:
             await release(holding.unusable)
 
     async def _acquire(self, tokens: Sequence[int], tenant: str) -> tuple[HoldsPrefix, Release]:
-        if self._prefill_is_local and not self.local.has(tokens, tenant):
+        stored_here = self.local.has(tokens, tenant)
+        if self._prefill_is_local and not stored_here:
             grant = await self._lease_or_none(tokens, tenant)
             if grant is not None:
                 self._prefill_is_local = grant.host == self.host
@@ -137,7 +138,7 @@ class RemotePrefixes:
                     self.counts.in_place += 1
                     return grant, functools.partial(self._release, grant)
                 await self._release(grant, unusable=False)
-        if self.local.has(tokens, tenant):
+        if stored_here:
             self.counts.local_hits += 1
         lease = await self.local.acquire(tokens, tenant, fill=self._pull_or_recompute)
         return lease, functools.partial(self._release_local, lease)

@@ -75,6 +75,7 @@ class Engine:
         self.adapters = adapters
         self._llm = llm
         self.arena = arena
+        self._kv_fingerprint: KVFingerprint | None = None  # published by the worker
         namespace = f"{kv_model}|{config.dtype}|{config.block_size}"
         pool = BlockPool(arena.spec.num_slots, ttl_s=config.kv_store_ttl_s)
         store = PrefixStore(pool, config.block_size, namespace)
@@ -201,10 +202,11 @@ class Engine:
 
     def kv_fingerprint(self) -> KVFingerprint:
         """What this engine's KV blocks are compatible with (published by its worker)."""
-        fingerprint = self.arena.fingerprint()
-        if fingerprint is None:
-            raise RuntimeError("the engine's worker has not registered its KV cache")
-        return fingerprint
+        if self._kv_fingerprint is None:
+            self._kv_fingerprint = self.arena.fingerprint()
+            if self._kv_fingerprint is None:
+                raise RuntimeError("the engine's worker has not registered its KV cache")
+        return self._kv_fingerprint
 
     def kv_store_stats(self) -> PoolStats:
         return self.prefixes.store.pool.stats()

@@ -65,7 +65,10 @@ class SlotArena:
     @classmethod
     def create(cls, spec: ArenaSpec) -> SlotArena:
         remove_stale_arenas(Path(spec.path).parent)
-        for path, size in ((spec.path, spec.num_slots * spec.slot_bytes), (_tags(spec), 0)):
+        for path, size in (
+            (spec.path, spec.num_slots * spec.slot_bytes),
+            (_tags_file(spec.path), 0),
+        ):
             with open(path, "wb") as f:
                 f.truncate(size or spec.num_slots * 8)  # sparse: pages fill as used
         _write_atomically(_spec_file(spec.path), json.dumps(spec.to_dict()))
@@ -81,7 +84,9 @@ class SlotArena:
         dtype = _DTYPES[spec.dtype]
         numel = spec.num_slots * spec.num_layers * spec.block_numel
         data = torch.from_file(spec.path, shared=True, size=numel, dtype=dtype)
-        tags = torch.from_file(_tags(spec), shared=True, size=spec.num_slots, dtype=torch.int64)
+        tags = torch.from_file(
+            _tags_file(spec.path), shared=True, size=spec.num_slots, dtype=torch.int64
+        )
         return cls(spec, data.view(spec.num_slots, spec.num_layers, spec.block_numel), tags)
 
     def read_slots(self, slots: Sequence[int]) -> torch.Tensor:
@@ -133,8 +138,8 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _tags(spec: ArenaSpec) -> str:
-    return spec.path + ".tags"
+def _tags_file(path: str) -> str:
+    return path + ".tags"
 
 
 def _spec_file(path: str) -> str:
@@ -146,7 +151,7 @@ def _fingerprint_file(path: str) -> str:
 
 
 def _files(path: str) -> tuple[str, ...]:
-    return (path, path + ".tags", _spec_file(path), _fingerprint_file(path))
+    return (path, _tags_file(path), _spec_file(path), _fingerprint_file(path))
 
 
 def _write_atomically(path: str, text: str) -> None:

@@ -105,21 +105,25 @@ class IntrinsicsIngress:
         """Intrinsic calls are idempotent: a replica that dies under one is retried once
         (the router picks another replica); a worker that does not answer in time fails
         the call instead of hanging it."""
-        handle = self._workers[worker].options(session_id=session)
-        for attempt in (1, 2):
-            try:
-                response = getattr(handle, method).remote(call)
-                return await asyncio.wait_for(response, self._call_timeout_s)
-            except RayActorError as exc:
-                if attempt == 2:
-                    raise WorkerUnavailableError(
-                        f"{worker} failed twice (its replicas died: {exc}); retry later"
-                    ) from exc
-            except TimeoutError as exc:
-                raise WorkerUnavailableError(
-                    f"{worker} did not answer within {self._call_timeout_s:.0f} s; retry later"
-                ) from exc
-        raise AssertionError("unreachable")
+        handle = getattr(self._workers[worker].options(session_id=session), method)
+        try:
+            return await self._answer(worker, handle.remote(call))
+        except RayActorError:
+            pass  # the replica died under the call: once more, on the replica now chosen
+        try:
+            return await self._answer(worker, handle.remote(call))
+        except RayActorError as exc:
+            raise WorkerUnavailableError(
+                f"{worker} failed twice (its replicas died: {exc}); retry later"
+            ) from exc
+
+    async def _answer(self, worker: str, response: Any) -> Any:
+        try:
+            return await asyncio.wait_for(response, self._call_timeout_s)
+        except TimeoutError as exc:
+            raise WorkerUnavailableError(
+                f"{worker} did not answer within {self._call_timeout_s:.0f} s; retry later"
+            ) from exc
 
     async def _conversation_node(self) -> str:
         """The node whose store holds conversations' KV (re-learned now and then: the

@@ -48,9 +48,6 @@ class PrefillDeployment:
         # numpy crosses Ray's object store without pickling the bytes
         return (await self.service.read_blocks(lease_id, blocks)).numpy()
 
-    async def store(self, tokens: Sequence[int], tenant: str) -> None:
-        await self.service.store(tokens, tenant)
-
     async def chat(self, messages: Sequence[ChatMessage], options: SamplingOptions) -> Generation:
         return await self.service.engine.chat(messages, options)
 
