@@ -42,7 +42,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--model", default=None, help="HF checkpoint dir (default: embedded)")
     serve.add_argument("--library", default=None, help="intrinsics adapter library")
     serve.add_argument("--host", default="127.0.0.1")
-    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--port", type=int, default=8000, help="HTTP port")
+    serve.add_argument(
+        "--grpc-port", type=int, default=None, help="gRPC port (default: the config's, 50051)"
+    )
     serve.set_defaults(run=_serve)
 
     pipeline = commands.add_parser(
@@ -78,7 +81,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     config = load_topology(
         args.config, topology=args.topology, model=args.model, library=args.library
-    )
+    ).with_gateway_address(args.host, args.grpc_port)
     serve_topology(config, args.host, args.port, progress=lambda line: print(line, flush=True))
     return 0
 

@@ -11,6 +11,7 @@ The fault tests come last: they kill replicas.
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -199,9 +200,22 @@ async def test_colocated_topology_is_exact_and_serves_intrinsics(colocated_app, 
 
 
 def kill(replica: dict) -> None:
+    """Kill a replica's actor and return once it is dead: `ray.kill` only sends the
+    request, and a call routed in the meantime would still reach the old replica."""
     import ray
+    from ray.exceptions import GetTimeoutError, RayActorError
 
-    ray.kill(ray.get_actor(replica["actor"], namespace="serve"), no_restart=False)
+    actor = ray.get_actor(replica["actor"], namespace="serve")
+    ray.kill(actor, no_restart=True)
+    for _ in range(120):
+        try:
+            ray.get(actor.__ray_ready__.remote(), timeout=1)
+        except RayActorError:
+            return
+        except GetTimeoutError:
+            pass
+        time.sleep(0.5)
+    raise AssertionError(f"replica actor {replica['actor']} is still alive after ray.kill")
 
 
 async def test_a_dead_decode_replica_is_routed_around(serve_app, tokenizer):

@@ -176,7 +176,7 @@ class PrefillConversationRequest(_message.Message):
     def __init__(self, conversation: _Optional[_Union[Conversation, _Mapping]] = ..., intrinsics: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class PrefillConversationResponse(_message.Message):
-    __slots__ = ("computed_prompt_tokens",)
-    COMPUTED_PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
-    computed_prompt_tokens: int
-    def __init__(self, computed_prompt_tokens: _Optional[int] = ...) -> None: ...
+    __slots__ = ("kept_prompt_tokens",)
+    KEPT_PROMPT_TOKENS_FIELD_NUMBER: _ClassVar[int]
+    kept_prompt_tokens: int
+    def __init__(self, kept_prompt_tokens: _Optional[int] = ...) -> None: ...

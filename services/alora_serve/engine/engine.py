@@ -13,7 +13,7 @@ import contextlib
 import dataclasses
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -32,11 +32,12 @@ from alora_serve.engine.constrained import determined_output
 from alora_serve.engine.errors import (
     EngineError,
     KVLoadError,
+    PromptTooLongError,
     RequestFailedError,
     UnknownAdapterError,
 )
 from alora_serve.engine.prefixes import PrefixManager, PrefixSource
-from alora_serve.engine.types import ChatMessage, Generation, SamplingOptions
+from alora_serve.engine.types import ChatMessage, Generation, GenerationChunk, SamplingOptions
 from alora_serve.kv.arena import ArenaSpec, SlotArena, arena_path
 from alora_serve.kv.block_pool import BlockPool, PoolStats
 from alora_serve.kv.fingerprint import KVFingerprint
@@ -84,6 +85,7 @@ class Engine:
         # points it at a prefill service (alora_serve.disagg).
         self.prefix_source: PrefixSource = self.prefixes
         self.kv_load_retries = 0
+        self.in_flight = 0  # requests in vLLM now (cancelled calls abort theirs)
 
     @classmethod
     async def start(cls, config: EngineConfig, adapters: Sequence[AdapterSpec] = ()) -> Engine:
@@ -117,6 +119,25 @@ class Engine:
         tenant: str = DEFAULT_TENANT,
     ) -> Generation:
         return await self.generate(self.render_chat(messages), options, tenant)
+
+    async def chat_stream(
+        self,
+        messages: Sequence[ChatMessage],
+        options: SamplingOptions,
+        tenant: str = DEFAULT_TENANT,
+    ) -> AsyncIterator[GenerationChunk]:
+        """The base model's turn as it is generated; closing the stream aborts it."""
+        self._require_base_model("generate base-model text")
+        prompt = self.render_chat(messages)
+        sent, final = "", None
+        async with self._generating(prompt, options, cache_salt=_tenant_salt(tenant)) as stream:
+            async for final in stream:
+                text = final.outputs[0].text
+                if len(text) > len(sent):
+                    yield GenerationChunk(text[len(sent) :])
+                    sent = text
+        result = vllm_glue.to_generation(final)
+        yield GenerationChunk("", result.finish_reason, result.usage)
 
     @property
     def merged(self) -> bool:
@@ -262,13 +283,7 @@ class Engine:
         cache_salt: str | None = None,
     ) -> Generation:
         final, determined = None, None
-        stream = self._llm.generate(
-            vllm_glue.tokens_prompt(prompt, cache_salt),
-            vllm_glue.sampling_params(options, kv_params),
-            request_id=uuid.uuid4().hex,
-            lora_request=lora_request,
-        )
-        async with contextlib.aclosing(stream):  # closing it early aborts the request
+        async with self._generating(prompt, options, lora_request, kv_params, cache_salt) as stream:
             async for output in stream:
                 final = output
                 if options.stop_when_determined:
@@ -283,6 +298,37 @@ class Engine:
                 raise KVLoadError("vLLM failed the request: its prefix KV could not be loaded")
             raise RequestFailedError("vLLM finished the request with an internal error")
         return result
+
+    @contextlib.asynccontextmanager
+    async def _generating(
+        self,
+        prompt: Sequence[int],
+        options: SamplingOptions,
+        lora_request: Any = None,
+        kv_params: dict | None = None,
+        cache_salt: str | None = None,
+    ) -> AsyncIterator[AsyncIterator[Any]]:
+        """vLLM's output stream of one request; leaving early (a break, an error, a
+        cancelled call) aborts the request in vLLM."""
+        limit = self.config.max_model_len
+        if len(prompt) + options.max_tokens > limit:
+            raise PromptTooLongError(
+                f"the prompt is {len(prompt)} tokens and up to {options.max_tokens} more may "
+                f"be generated, over the model's context of {limit} tokens; shorten the "
+                "conversation or ask for fewer tokens"
+            )
+        stream = self._llm.generate(
+            vllm_glue.tokens_prompt(prompt, cache_salt),
+            vllm_glue.sampling_params(options, kv_params),
+            request_id=uuid.uuid4().hex,
+            lora_request=lora_request,
+        )
+        self.in_flight += 1
+        try:
+            async with contextlib.aclosing(stream):
+                yield stream
+        finally:
+            self.in_flight -= 1
 
 
 def _validate_adapters(

@@ -21,3 +21,7 @@ class KVLoadError(EngineError):
 
 class RequestFailedError(EngineError):
     """vLLM finished a request with an error."""
+
+
+class PromptTooLongError(EngineError, ValueError):
+    """The prompt plus the tokens to generate do not fit the model's context."""

@@ -73,3 +73,13 @@ class Generation:
     finish_reason: str | None
     usage: Usage
     logprobs: tuple[StepLogprobs, ...] | None = None
+
+
+@dataclass(frozen=True)
+class GenerationChunk:
+    """A piece of a streamed generation: the text new since the previous chunk; the last
+    chunk also says why generation ended and what it cost."""
+
+    text: str
+    finish_reason: str | None = None
+    usage: Usage | None = None

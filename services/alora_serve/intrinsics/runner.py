@@ -112,12 +112,15 @@ class IntrinsicRunner:
         request: IntrinsicRequest,
         tenant: str,
         arguments: Mapping[str, Mapping[str, Any]] | None = None,
-    ) -> None:
+    ) -> int:
         """Compute and keep the base KV these intrinsics will need on this conversation
-        (e.g. right after the base model's turn), so that their calls only decode."""
+        (e.g. right after the base model's turn), so that their calls only decode.
+        Returns the prompt tokens whose KV is kept (the longest prefix)."""
         calls = self._prepare_all(names, request, arguments or {})
-        async with self.engine.holding(_base_prefixes(calls), tenant):
+        prefixes = _base_prefixes(calls)
+        async with self.engine.holding(prefixes, tenant):
             pass
+        return max(map(len, prefixes), default=0)
 
     def _prepare_all(
         self,

@@ -8,10 +8,12 @@ from typing import Any
 from alora.v1 import intrinsics_pb2 as pb
 from google.protobuf import json_format
 
+from alora_serve.engine.types import ChatMessage, GenerationChunk, SamplingOptions, Usage
 from alora_serve.intrinsics.call import IntrinsicsCall
-from alora_serve.intrinsics.rewrite import IntrinsicRequest
+from alora_serve.intrinsics.rewrite import IntrinsicInputError, IntrinsicRequest
 from alora_serve.intrinsics.runner import IntrinsicResult
 
+DEFAULT_MAX_TOKENS = 256
 # Result fields of stable built-ins -> the typed view IntrinsicResult offers for them.
 _LIKELIHOODS = {"answerability_likelihood": "answerability_likelihood", "certainty": "certainty"}
 
@@ -44,15 +46,53 @@ def single_call_from_pb(request: pb.RunIntrinsicRequest, tenant: str) -> Intrins
     )
 
 
+def prefill_call_from_pb(request: pb.PrefillConversationRequest, tenant: str) -> IntrinsicsCall:
+    return IntrinsicsCall(
+        intrinsics=list(request.intrinsics),
+        request=request_from_pb(request.conversation, {}),
+        tenant=tenant,
+    )
+
+
+def generation_from_pb(
+    request: pb.GenerateRequest,
+) -> tuple[list[ChatMessage], SamplingOptions]:
+    """Raises pydantic's ValidationError, naming the field. Zero sampling fields mean
+    their defaults (proto3 cannot tell unset from zero)."""
+    if request.conversation.documents:
+        raise IntrinsicInputError(
+            "Generate takes no documents: put what the model should read in the messages"
+        )
+    sampling = request.sampling
+    options = SamplingOptions.model_validate(
+        {
+            "max_tokens": sampling.max_tokens or DEFAULT_MAX_TOKENS,
+            "temperature": sampling.temperature,
+            "top_p": sampling.top_p or 1.0,
+            "seed": sampling.seed if sampling.HasField("seed") else None,
+        }
+    )
+    messages = [
+        ChatMessage.model_validate({"role": m.role, "content": m.content})
+        for m in request.conversation.messages
+    ]
+    if not messages:
+        raise IntrinsicInputError("the conversation has no messages")
+    return messages, options
+
+
+def chunk_to_pb(chunk: GenerationChunk) -> pb.GenerateChunk:
+    message = pb.GenerateChunk(text=chunk.text, finish_reason=chunk.finish_reason or "")
+    if chunk.usage is not None:
+        message.usage.CopyFrom(_usage_to_pb(chunk.usage))
+    return message
+
+
 def result_to_pb(result: IntrinsicResult, total_s: float) -> pb.IntrinsicResult:
     message = pb.IntrinsicResult(
         intrinsic=result.name,
         raw_output=result.raw_output,
-        usage=pb.Usage(
-            prompt_tokens=result.usage.prompt_tokens,
-            reused_prompt_tokens=result.usage.reused_prompt_tokens,
-            generated_tokens=result.usage.generated_tokens,
-        ),
+        usage=_usage_to_pb(result.usage),
     )
     json_format.ParseDict(result.result, message.result)
     message.timings.total.FromNanoseconds(int(total_s * 1e9))
@@ -83,6 +123,14 @@ def _set_typed_view(message: pb.IntrinsicResult, result: Any) -> None:
         getattr(message, _LIKELIHOODS[key]).value = float(value)
     elif key == "rewritten_question" and isinstance(value, str):
         message.rewritten_question = value
+
+
+def _usage_to_pb(usage: Usage) -> pb.Usage:
+    return pb.Usage(
+        prompt_tokens=usage.prompt_tokens,
+        reused_prompt_tokens=usage.reused_prompt_tokens,
+        generated_tokens=usage.generated_tokens,
+    )
 
 
 def _struct(struct) -> dict[str, Any]:

@@ -11,9 +11,23 @@ from __future__ import annotations
 import time
 import uuid
 
+import grpc
+from fastapi import HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
 from alora_serve.engine import ChatMessage, Generation, SamplingOptions
+from alora_serve.gateway.failures import to_call_error
+
+# One error mapping for both APIs: the gRPC status a failure gets, as an HTTP status.
+_HTTP_STATUS = {
+    grpc.StatusCode.INVALID_ARGUMENT: 422,
+    grpc.StatusCode.UNAUTHENTICATED: 401,
+    grpc.StatusCode.PERMISSION_DENIED: 403,
+    grpc.StatusCode.NOT_FOUND: 404,
+    grpc.StatusCode.RESOURCE_EXHAUSTED: 429,
+    grpc.StatusCode.UNAVAILABLE: 503,
+    grpc.StatusCode.DEADLINE_EXCEEDED: 504,
+}
 
 
 class ChatCompletionRequest(BaseModel):
@@ -56,3 +70,10 @@ def chat_completion(result: Generation, model_name: str) -> dict:
             "prompt_tokens_details": {"cached_tokens": usage.reused_prompt_tokens},
         },
     }
+
+
+def http_error(exc: BaseException) -> HTTPException:
+    error = to_call_error(exc)
+    status = 413 if error.reason == "INPUT_TOO_LONG" else _HTTP_STATUS.get(error.code, 500)
+    headers = {"Retry-After": f"{error.retry_after_s:.0f}"} if error.retry_after_s else None
+    return HTTPException(status, error.message, headers)

@@ -9,10 +9,11 @@ from typing import Any
 from ray import serve
 
 from alora_serve.disagg.prefill_service import LeaseLimits
+from alora_serve.gateway.auth import TokenTable
 from alora_serve.intrinsics.catalog import Catalog
 from alora_serve.model import resolve_model
 from alora_serve.topology.config import Scaling, TopologyConfig
-from alora_serve.topology.ingress import IntrinsicsIngress
+from alora_serve.topology.ingress import IngressSettings, IntrinsicsIngress
 from alora_serve.topology.prefill_deployment import PrefillDeployment
 from alora_serve.topology.routing import locality_router_config
 from alora_serve.topology.worker import IntrinsicWorker
@@ -42,9 +43,19 @@ def build_app(config: TopologyConfig, library: Path) -> serve.Application:
     catalog = catalog.subset(config.intrinsics or catalog.names())
     build = _colocated if config.topology == "colocated" else _disaggregated
     workers, routes, base = build(config, str(library), catalog.names())
-    return IntrinsicsIngress.options(name=INGRESS, ray_actor_options={"num_cpus": 0}).bind(
-        workers, routes, catalog.describe(), base, base_model.name, config.call_timeout_s
+    gateway = config.gateway
+    settings = IngressSettings(
+        model_name=base_model.name,
+        call_timeout_s=config.call_timeout_s,
+        gateway=gateway,
+        # only token digests travel to the ingress replica
+        tokens=TokenTable.load(gateway.tokens_file if gateway else None),
     )
+    resources = dict(gateway.resources) if gateway else {}
+    ingress = IntrinsicsIngress.options(
+        name=INGRESS, ray_actor_options={"num_cpus": 0, "resources": resources}
+    )
+    return ingress.bind(workers, routes, catalog.describe(), base, settings)
 
 
 def _colocated(config: TopologyConfig, library: str, names: list[str]) -> _Graph:

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from alora_serve.engine import EngineConfig
+from alora_serve.gateway.config import GatewayConfig
 
 
 class _Strict(BaseModel):
@@ -115,6 +116,9 @@ class TopologyConfig(_Strict):
     )
     colocated: EngineConfig = EngineConfig()
     colocated_scaling: Scaling = Scaling()
+    gateway: GatewayConfig | None = Field(
+        default=None, description="the gRPC API (alora.v1); None: HTTP and handles only"
+    )
 
     @model_validator(mode="after")
     def _groups_are_distinct(self) -> TopologyConfig:
@@ -130,6 +134,13 @@ class TopologyConfig(_Strict):
                 f"which are not in intrinsics {self.intrinsics}"
             )
         return self
+
+    def with_gateway_address(self, host: str, port: int | None) -> TopologyConfig:
+        """The gateway (if configured) on ``host`` and, if given, ``port``."""
+        if self.gateway is None:
+            return self
+        address = {"host": host} | ({"port": port} if port is not None else {})
+        return self.model_copy(update={"gateway": self.gateway.model_copy(update=address)})
 
     def decode_groups(self, available: list[str]) -> list[DecodeGroup]:
         """The configured groups, or one merged group per intrinsic; every intrinsic to

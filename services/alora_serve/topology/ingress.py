@@ -7,23 +7,30 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import FastAPI, HTTPException
+from fastapi import FastAPI, Request
 from ray import serve
 from ray.exceptions import RayActorError
-from ray.serve.handle import DeploymentHandle
+from ray.serve.handle import DeploymentHandle, DeploymentResponse
 
-from alora_serve.disagg.leases import TooManyLeasesError
-from alora_serve.disagg.remote_prefixes import PrefillUnavailableError
 from alora_serve.engine import ChatMessage, Generation, SamplingOptions
+from alora_serve.engine.types import GenerationChunk
+from alora_serve.gateway.admission import Admission
+from alora_serve.gateway.auth import Principal, TokenTable
+from alora_serve.gateway.config import GatewayConfig
+from alora_serve.gateway.metrics import GatewayCollector
+from alora_serve.gateway.server import Gateway, start_gateway
+from alora_serve.gateway.servicer import IntrinsicsServicer
 from alora_serve.intrinsics.call import IntrinsicsCall
 from alora_serve.intrinsics.catalog import UnknownIntrinsicError
-from alora_serve.intrinsics.rewrite import IntrinsicInputError, IntrinsicRequest
+from alora_serve.intrinsics.rewrite import IntrinsicRequest
 from alora_serve.intrinsics.runner import IntrinsicResult
-from alora_serve.kv.block_pool import StoreFullError
-from alora_serve.server.http_api import ChatCompletionRequest, chat_completion
+from alora_serve.server.http_api import ChatCompletionRequest, chat_completion, http_error
+from alora_serve.topology.errors import WorkerUnavailableError
+from alora_serve.topology.metrics import RayMetricsBridge
 from alora_serve.topology.routing import session_id
 
 KV_NODE_REFRESH_S = 30.0
@@ -31,8 +38,12 @@ KV_NODE_TIMEOUT_S = 5.0
 logger = logging.getLogger(__name__)
 
 
-class WorkerUnavailableError(RuntimeError):
-    """No replica of a worker could take the call; retry later."""
+@dataclass(frozen=True)
+class IngressSettings:
+    model_name: str
+    call_timeout_s: float
+    gateway: GatewayConfig | None = None  # None: no gRPC gateway
+    tokens: TokenTable = field(default_factory=TokenTable)
 
 
 def _conversation_key(request: IntrinsicRequest) -> str:
@@ -49,22 +60,38 @@ class IntrinsicsIngress:
     one call run together on each worker, sharing the conversation's base prefix) and the
     base model's turns to the engine that owns conversations. Serves HTTP and handles."""
 
-    def __init__(
+    async def __init__(
         self,
         workers: Mapping[str, DeploymentHandle],
         routes: Mapping[str, str],
         catalog: list[dict],
         base: DeploymentHandle,
-        model_name: str,
-        call_timeout_s: float,
+        settings: IngressSettings,
     ) -> None:
         self._workers = dict(workers)  # worker name -> handle
         self._routes = dict(routes)  # intrinsic -> worker name
         self._catalog = catalog
         self._base = base  # the prefill service, or the colocated worker
-        self._model_name = model_name
+        self._settings = settings
         self._kv_node: tuple[str, float] | None = None  # (node, when learned)
-        self._call_timeout_s = call_timeout_s
+        self._gateway: Gateway | None = None
+        self._background: list[asyncio.Task] = []
+        if settings.gateway is not None:
+            await self._start_gateway(settings.gateway, settings.tokens)
+
+    async def _start_gateway(self, config: GatewayConfig, tokens: TokenTable) -> None:
+        admission = Admission(config.max_in_flight)
+        servicer = IntrinsicsServicer(self, self._catalog, tokens, admission)
+        self._gateway = await start_gateway(config, servicer)
+        bridge = RayMetricsBridge([GatewayCollector(admission)])
+        self._background.append(asyncio.create_task(bridge.publish_forever()))
+
+    async def __del__(self) -> None:
+        """Serve's graceful shutdown: in-flight gRPC calls finish first."""
+        for task in getattr(self, "_background", ()):
+            task.cancel()
+        if getattr(self, "_gateway", None) is not None:
+            await self._gateway.stop()
 
     # -- handle API ------------------------------------------------------------------
 
@@ -76,14 +103,29 @@ class IntrinsicsIngress:
         by_name = {result.name: result for batch in batches for result in batch}
         return [by_name[name] for name in call.intrinsics]
 
-    async def prefill(self, call: IntrinsicsCall) -> None:
+    async def prefill(self, call: IntrinsicsCall) -> int:
         """Compute and keep the base KV these intrinsics will need on this conversation
-        (e.g. after the base model's turn), so their calls later only decode."""
-        await self._on_workers("prefill", call)
+        (e.g. after the base model's turn), so their calls later only decode. Returns
+        the prompt tokens now kept (the longest prefix)."""
+        return max(await self._on_workers("prefill", call), default=0)
 
-    async def chat(self, messages: Sequence[ChatMessage], options: SamplingOptions) -> Generation:
+    async def chat(
+        self, messages: Sequence[ChatMessage], options: SamplingOptions, tenant: str
+    ) -> Generation:
         """The base model's turn, on the engine that owns conversations."""
-        return await self._base.chat.remote(list(messages), options)
+        return await self._base.chat.remote(list(messages), options, tenant)
+
+    async def chat_stream(
+        self, messages: Sequence[ChatMessage], options: SamplingOptions, tenant: str
+    ) -> AsyncIterator[GenerationChunk]:
+        """The base model's turn as it is generated. Closing the stream early cancels the
+        generation in the engine."""
+        stream = self._base.options(stream=True).chat_stream.remote(list(messages), options, tenant)
+        try:
+            async for chunk in stream:
+                yield chunk
+        finally:
+            stream.cancel()
 
     async def _on_workers(self, method: str, call: IntrinsicsCall) -> list[Any]:
         """Call ``method`` on each worker with its part of ``call``, concurrently."""
@@ -117,13 +159,18 @@ class IntrinsicsIngress:
                 f"{worker} failed twice (its replicas died: {exc}); retry later"
             ) from exc
 
-    async def _answer(self, worker: str, response: Any) -> Any:
+    async def _answer(self, worker: str, response: DeploymentResponse) -> Any:
+        timeout_s = self._settings.call_timeout_s
         try:
-            return await asyncio.wait_for(response, self._call_timeout_s)
+            return await asyncio.wait_for(response, timeout_s)
         except TimeoutError as exc:
+            response.cancel()
             raise WorkerUnavailableError(
-                f"{worker} did not answer within {self._call_timeout_s:.0f} s; retry later"
+                f"{worker} did not answer within {timeout_s:.0f} s; retry later"
             ) from exc
+        except asyncio.CancelledError:
+            response.cancel()  # the caller gave up (deadline, cancelled): so does the worker
+            raise
 
     async def _conversation_node(self) -> str:
         """The node whose store holds conversations' KV (re-learned now and then: the
@@ -144,27 +191,33 @@ class IntrinsicsIngress:
 
     @http.get("/health")
     def health(self) -> dict[str, str]:
-        return {"status": "ok", "model": self._model_name}
+        return {"status": "ok", "model": self._settings.model_name}
 
     @http.get("/v1/intrinsics")
     def list_intrinsics(self) -> list[dict]:
         return self._catalog
 
     @http.post("/v1/intrinsics:run")
-    async def run_http(self, call: IntrinsicsCall) -> list[dict]:
+    async def run_http(self, call: IntrinsicsCall, request: Request) -> list[dict]:
+        """With bearer tokens configured, the token's tenant replaces the body's."""
         try:
+            principal = self._authenticate(request)
+            if self._settings.tokens.required:
+                call = call.model_copy(update={"tenant": principal.tenant})
+            principal.authorize(call.intrinsics)
             results = await self.run_many(call)
-        except UnknownIntrinsicError as exc:
-            raise HTTPException(404, str(exc)) from exc
-        except IntrinsicInputError as exc:
-            raise HTTPException(422, str(exc)) from exc
-        except (TooManyLeasesError, StoreFullError) as exc:
-            raise HTTPException(429, str(exc)) from exc
-        except (WorkerUnavailableError, PrefillUnavailableError) as exc:
-            raise HTTPException(503, str(exc)) from exc
+        except Exception as exc:
+            raise http_error(exc) from exc
         return [dataclasses.asdict(result) for result in results]
 
     @http.post("/v1/chat/completions")
-    async def chat_http(self, request: ChatCompletionRequest) -> dict:
-        result = await self.chat(request.messages, request.sampling_options())
-        return chat_completion(result, self._model_name)
+    async def chat_http(self, body: ChatCompletionRequest, request: Request) -> dict:
+        try:
+            tenant = self._authenticate(request).tenant
+            result = await self.chat(body.messages, body.sampling_options(), tenant)
+        except Exception as exc:
+            raise http_error(exc) from exc
+        return chat_completion(result, self._settings.model_name)
+
+    def _authenticate(self, request: Request) -> Principal:
+        return self._settings.tokens.authenticate(request.headers.getlist("authorization"))

@@ -14,7 +14,8 @@ from ray.serve.handle import DeploymentHandle
 from alora_serve.disagg.grants import LeaseGrant
 from alora_serve.disagg.metrics import LeaseCollector
 from alora_serve.disagg.prefill_service import LeaseLimits, PrefillService
-from alora_serve.engine import ChatMessage, Engine, EngineConfig, Generation, SamplingOptions
+from alora_serve.engine import Engine, EngineConfig
+from alora_serve.topology.base_turns import ServesBaseTurns
 from alora_serve.topology.metrics import RayMetricsBridge
 from alora_serve.topology.replica import node_id, replica_identity
 from alora_serve.topology.routing import session_id
@@ -25,9 +26,9 @@ AFFINITY_TOKENS = 512
 
 
 @serve.deployment
-class PrefillDeployment:
+class PrefillDeployment(ServesBaseTurns):
     async def __init__(self, engine: EngineConfig, limits: LeaseLimits) -> None:
-        started = await Engine.start(engine)
+        started = self.base_engine = await Engine.start(engine)
         self.service = PrefillService(started, node_id(), limits)
         self._background = [
             asyncio.create_task(self.service.expire_leases_forever(limits.ttl_s / 4)),
@@ -48,14 +49,12 @@ class PrefillDeployment:
         # numpy crosses Ray's object store without pickling the bytes
         return (await self.service.read_blocks(lease_id, blocks)).numpy()
 
-    async def chat(self, messages: Sequence[ChatMessage], options: SamplingOptions) -> Generation:
-        return await self.service.engine.chat(messages, options)
-
     def stats(self) -> dict[str, Any]:
         return {
             **replica_identity(),
             "active_leases": self.service.active_leases,
             "fills": self.service.engine.prefixes.fills,
+            "in_flight": self.service.engine.in_flight,
             "store": vars(self.service.engine.kv_store_stats()),
         }
 

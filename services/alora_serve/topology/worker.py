@@ -12,17 +12,18 @@ from ray.serve.handle import DeploymentHandle
 
 from alora_serve.disagg.metrics import TransferCollector
 from alora_serve.disagg.remote_prefixes import attach_to_prefill
-from alora_serve.engine import ChatMessage, Engine, EngineConfig, Generation, SamplingOptions
+from alora_serve.engine import Engine, EngineConfig, Generation, SamplingOptions
 from alora_serve.intrinsics.call import IntrinsicsCall
 from alora_serve.intrinsics.catalog import Catalog
 from alora_serve.intrinsics.runner import IntrinsicResult, IntrinsicRunner
+from alora_serve.topology.base_turns import ServesBaseTurns
 from alora_serve.topology.metrics import RayMetricsBridge
 from alora_serve.topology.prefill_deployment import HandlePrefillClient
 from alora_serve.topology.replica import node_id, replica_identity
 
 
 @serve.deployment
-class IntrinsicWorker:
+class IntrinsicWorker(ServesBaseTurns):
     """Runs intrinsic calls on its engine: a decode worker when given a prefill service
     (base KV comes from it), else a colocated engine (its own base model fills its store)."""
 
@@ -37,7 +38,7 @@ class IntrinsicWorker:
 
         base = resolve_model(engine.model)
         catalog = Catalog.from_library(library, base.name).subset(intrinsics)
-        self.engine = await Engine.start(engine, catalog.adapters())
+        self.engine = self.base_engine = await Engine.start(engine, catalog.adapters())
         self.transfer = None
         if prefill is not None:
             self.transfer = attach_to_prefill(self.engine, HandlePrefillClient(prefill), node_id())
@@ -52,11 +53,8 @@ class IntrinsicWorker:
             call.intrinsics, call.request, call.tenant, call.arguments
         )
 
-    async def prefill(self, call: IntrinsicsCall) -> None:
-        await self.runner.prefill(call.intrinsics, call.request, call.tenant, call.arguments)
-
-    async def chat(self, messages: Sequence[ChatMessage], options: SamplingOptions) -> Generation:
-        return await self.engine.chat(messages, options)
+    async def prefill(self, call: IntrinsicsCall) -> int:
+        return await self.runner.prefill(call.intrinsics, call.request, call.tenant, call.arguments)
 
     async def invoke(
         self, adapter: str, prompt: Sequence[int], options: SamplingOptions, tenant: str
@@ -71,6 +69,7 @@ class IntrinsicWorker:
             "transfer": transfer,
             # base-model prompt tokens computed here (pulled blocks are not computed)
             "computed_base_tokens": self.engine.prefixes.filled_tokens,
+            "in_flight": self.engine.in_flight,
         }
 
     def __del__(self) -> None:

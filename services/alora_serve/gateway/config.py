@@ -1,0 +1,47 @@
+"""The gateway's settings (the ``gateway:`` section of a topology)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field
+
+MIB = 1 << 20
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TLSFiles(_Strict):
+    """PEM files, read where the gateway runs (mount them on every Ray node)."""
+
+    cert_file: Path
+    key_file: Path
+    client_ca_file: Path | None = Field(
+        default=None, description="mutual TLS: clients must present a certificate it signed"
+    )
+
+
+class GatewayConfig(_Strict):
+    enabled: bool = True
+    host: str = "127.0.0.1"
+    port: int = Field(default=50051, ge=0, le=65535)
+    tls: TLSFiles | None = None
+    tokens_file: Path | None = Field(
+        default=None,
+        description="bearer tokens and their tenants (see docs/api.md); None: no "
+        "authentication, every call is tenant 'default'",
+    )
+    max_in_flight: int = Field(
+        default=64, ge=1, description="calls served at once; more get RESOURCE_EXHAUSTED"
+    )
+    max_message_bytes: int = Field(default=4 * MIB, ge=1024, le=256 * MIB)
+    keepalive_time_s: float = Field(default=60.0, gt=0, description="ping idle connections")
+    keepalive_timeout_s: float = Field(default=20.0, gt=0)
+    shutdown_grace_s: float = Field(
+        default=30.0, ge=0, description="on shutdown, in-flight calls get this long to finish"
+    )
+    resources: dict[str, float] = Field(
+        default_factory=dict, description="custom Ray resources of the ingress (placement)"
+    )

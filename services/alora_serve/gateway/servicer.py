@@ -1,0 +1,114 @@
+"""The alora.v1.Intrinsics service: authenticate, admit, validate, route, answer.
+
+Every call runs under the caller's deadline: when it passes or the client cancels, the
+call's task is cancelled, and with it the work it started in the workers (Serve cancels
+the requests, the engines abort them in vLLM)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Protocol
+
+import grpc
+from alora.v1 import intrinsics_pb2 as pb
+from alora.v1 import intrinsics_pb2_grpc
+
+from alora_serve.engine.types import ChatMessage, GenerationChunk, SamplingOptions
+from alora_serve.gateway.admission import Admission
+from alora_serve.gateway.auth import Principal, TokenTable
+from alora_serve.gateway.failures import to_call_error
+from alora_serve.gateway.status import abort
+from alora_serve.intrinsics.call import IntrinsicsCall
+from alora_serve.intrinsics.runner import IntrinsicResult
+from alora_serve.server import grpc_messages as convert
+
+
+class IntrinsicsBackend(Protocol):
+    """What the gateway routes to (the topology's ingress)."""
+
+    async def run_many(self, call: IntrinsicsCall) -> list[IntrinsicResult]: ...
+
+    async def prefill(self, call: IntrinsicsCall) -> int: ...
+
+    def chat_stream(
+        self, messages: Sequence[ChatMessage], options: SamplingOptions, tenant: str
+    ) -> AsyncIterator[GenerationChunk]: ...
+
+
+class IntrinsicsServicer(intrinsics_pb2_grpc.IntrinsicsServicer):
+    def __init__(
+        self,
+        backend: IntrinsicsBackend,
+        catalog: Sequence[dict],
+        tokens: TokenTable,
+        admission: Admission,
+    ) -> None:
+        self._backend = backend
+        self._intrinsics = [convert.info_to_pb(entry) for entry in catalog]
+        self._tokens = tokens
+        self._admission = admission
+
+    async def ListIntrinsics(self, request, context) -> pb.ListIntrinsicsResponse:
+        async with self._serving("ListIntrinsics", context) as principal:
+            allowed = [i for i in self._intrinsics if principal.may_call(i.name)]
+            return pb.ListIntrinsicsResponse(intrinsics=allowed)
+
+    async def RunIntrinsic(self, request, context) -> pb.IntrinsicResult:
+        async with self._serving("RunIntrinsic", context) as principal:
+            call = convert.single_call_from_pb(request, principal.tenant)
+            (result,) = await self._run(call, principal)
+            return result
+
+    async def RunIntrinsics(self, request, context) -> pb.RunIntrinsicsResponse:
+        async with self._serving("RunIntrinsics", context) as principal:
+            call = convert.call_from_pb(request, principal.tenant)
+            return pb.RunIntrinsicsResponse(results=await self._run(call, principal))
+
+    async def PrefillConversation(self, request, context) -> pb.PrefillConversationResponse:
+        async with self._serving("PrefillConversation", context) as principal:
+            call = convert.prefill_call_from_pb(request, principal.tenant)
+            principal.authorize(call.intrinsics)
+            kept = await self._backend.prefill(call)
+            return pb.PrefillConversationResponse(kept_prompt_tokens=kept)
+
+    async def Generate(self, request, context) -> AsyncIterator[pb.GenerateChunk]:
+        async with self._serving("Generate", context) as principal:
+            messages, options = convert.generation_from_pb(request)
+            async for chunk in self._backend.chat_stream(messages, options, principal.tenant):
+                yield convert.chunk_to_pb(chunk)
+
+    async def _run(self, call: IntrinsicsCall, principal: Principal) -> list[pb.IntrinsicResult]:
+        principal.authorize(call.intrinsics)
+        started = time.perf_counter()
+        results = await self._backend.run_many(call)
+        total = time.perf_counter() - started
+        return [convert.result_to_pb(result, total) for result in results]
+
+    @contextlib.asynccontextmanager
+    async def _serving(
+        self, method: str, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[Principal]:
+        """Authenticate, take an admission slot, keep to the deadline; failures become
+        statuses that say what to fix."""
+        code = "OK"
+        try:
+            principal = self._tokens.authenticate(_metadata(context, "authorization"))
+            with self._admission.slot():
+                async with asyncio.timeout(context.time_remaining()):
+                    yield principal
+        except asyncio.CancelledError:
+            code = "CANCELLED"
+            raise
+        except Exception as exc:
+            error = to_call_error(exc)
+            code = error.code.name
+            await abort(context, error)
+        finally:
+            self._admission.record(method, code)
+
+
+def _metadata(context: grpc.aio.ServicerContext, key: str) -> list[str]:
+    return [value for k, value in context.invocation_metadata() or () if k == key]
