@@ -19,6 +19,7 @@ from alora_serve.topology.routing import locality_router_config
 from alora_serve.topology.worker import IntrinsicWorker
 
 INGRESS = "ingress"
+SHUTDOWN_MARGIN_S = 10.0
 # workers by deployment name, intrinsic -> worker, the deployment that owns conversations
 _Graph = tuple[dict[str, Any], dict[str, str], Any]
 
@@ -53,7 +54,11 @@ def build_app(config: TopologyConfig, library: Path) -> serve.Application:
     )
     resources = dict(gateway.resources) if gateway else {}
     ingress = IntrinsicsIngress.options(
-        name=INGRESS, ray_actor_options={"num_cpus": 0, "resources": resources}
+        name=INGRESS,
+        ray_actor_options={"num_cpus": 0, "resources": resources},
+        # Serve must wait for the gateway's own grace period before killing the replica.
+        graceful_shutdown_timeout_s=(gateway.shutdown_grace_s if gateway else 0)
+        + SHUTDOWN_MARGIN_S,
     )
     return ingress.bind(workers, routes, catalog.describe(), base, settings)
 
