@@ -41,9 +41,12 @@ def free_port() -> int:
 
 
 def test_serve_runs_intrinsics_and_chat_and_stops_cleanly() -> None:
-    port = free_port()
+    port, grpc_port = free_port(), free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "alora_serve.cli", "serve", "--port", str(port)],
+        [
+            *(sys.executable, "-m", "alora_serve.cli", "serve"),
+            *("--port", str(port), "--grpc-port", str(grpc_port)),
+        ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -56,6 +59,8 @@ def test_serve_runs_intrinsics_and_chat_and_stops_cleanly() -> None:
         assert 0 <= json.loads(answerability.group(1))["answerability_likelihood"] <= 1
         check = _read_until(process, r"Self-check: chat -> '(.*)'", 120)
         assert "Paris" in check.group(1)
+        listed = _read_until(process, r"Self-check: gRPC on (\S+) lists (.*)", 60)
+        assert listed.group(1) == f"127.0.0.1:{grpc_port}" and "citations" in listed.group(2)
         url = _read_until(process, r"listening on (http://\S+)", 30).group(1)
         assert url == f"http://127.0.0.1:{port}"
 
@@ -77,6 +82,7 @@ def test_serve_runs_intrinsics_and_chat_and_stops_cleanly() -> None:
         assert "Paris" in chat.stdout
 
         check_http_api(url)
+        check_readme_grpc_example(f"127.0.0.1:{grpc_port}")
 
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=60) == 0
@@ -116,3 +122,20 @@ def check_http_api(url: str) -> None:
     )
     assert missing_documents.status_code == 422
     assert "needs documents" in missing_documents.json()["detail"]
+
+
+def check_readme_grpc_example(target: str) -> None:
+    example = subprocess.run(
+        [sys.executable, "-m", "alora_serve.examples.grpc_client", "--target", target],
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert example.returncode == 0, example.stderr
+    answerability = re.search(
+        r"answerability: \{'answerability_likelihood': ([\d.]+)\}", example.stdout
+    )
+    assert answerability and 0 <= float(answerability.group(1)) <= 1, example.stdout
+    certainty = re.search(r"uncertainty: \{'certainty': ([\d.]+)\}", example.stdout)
+    assert certainty and 0 <= float(certainty.group(1)) <= 1, example.stdout
+    assert "1889" in example.stdout.split("assistant:")[-1]

@@ -4,11 +4,16 @@ import pytest
 from alora.v1 import intrinsics_pb2 as pb
 from pydantic import ValidationError
 
-from alora_serve.engine.types import Usage
+from alora_serve.engine.types import ChatMessage, GenerationChunk, SamplingOptions, Usage
+from alora_serve.intrinsics.rewrite import IntrinsicInputError
 from alora_serve.intrinsics.runner import IntrinsicResult
 from alora_serve.server.grpc_messages import (
+    DEFAULT_MAX_TOKENS,
     call_from_pb,
+    chunk_to_pb,
+    generation_from_pb,
     info_to_pb,
+    prefill_call_from_pb,
     result_to_pb,
     single_call_from_pb,
 )
@@ -91,3 +96,90 @@ def test_catalog_entries_become_intrinsic_info() -> None:
     )
     assert dict(info.arguments["requirement"]) == {"type": "string"}
     assert info.result_schema["properties"]["x"]["type"] == "number"
+
+
+def test_a_prefill_call_keeps_the_conversation_and_the_intrinsics_to_come() -> None:
+    request = pb.PrefillConversationRequest(
+        conversation=CONVERSATION, intrinsics=["answerability", "citations"]
+    )
+    call = prefill_call_from_pb(request, tenant="acme")
+    assert call.intrinsics == ["answerability", "citations"]
+    assert call.request.messages == [ChatMessage(role="user", content="Who wrote Hamlet?")]
+    assert [d.doc_id for d in call.request.documents] == ["1"]
+    assert call.request.arguments == {}
+    assert call.tenant == "acme"
+    with pytest.raises(ValidationError, match="messages"):
+        prefill_call_from_pb(pb.PrefillConversationRequest(intrinsics=["a"]), "acme")
+
+
+CHAT = pb.Conversation(
+    messages=[
+        pb.Message(role="system", content="Be brief."),
+        pb.Message(role="user", content="Who wrote Hamlet?"),
+    ]
+)
+
+
+def test_zero_sampling_fields_mean_their_defaults() -> None:
+    messages, options = generation_from_pb(pb.GenerateRequest(conversation=CHAT))
+    assert messages == [
+        ChatMessage(role="system", content="Be brief."),
+        ChatMessage(role="user", content="Who wrote Hamlet?"),
+    ]
+    assert options == SamplingOptions(
+        max_tokens=DEFAULT_MAX_TOKENS, temperature=0.0, top_p=1.0, seed=None
+    )
+    assert DEFAULT_MAX_TOKENS == 256
+
+
+def test_set_sampling_fields_are_kept() -> None:
+    sampling = pb.SamplingOptions(max_tokens=7, temperature=0.5, top_p=0.25, seed=11)
+    _, options = generation_from_pb(pb.GenerateRequest(conversation=CHAT, sampling=sampling))
+    assert (options.max_tokens, options.temperature, options.top_p, options.seed) == (
+        7,
+        0.5,
+        0.25,
+        11,
+    )
+
+
+def test_a_zero_seed_is_a_seed() -> None:
+    request = pb.GenerateRequest(conversation=CHAT, sampling=pb.SamplingOptions(seed=0))
+    assert generation_from_pb(request)[1].seed == 0
+    request.sampling.ClearField("seed")
+    assert generation_from_pb(request)[1].seed is None
+
+
+def test_bad_sampling_values_are_refused_naming_the_field() -> None:
+    bad = pb.GenerateRequest(conversation=CHAT, sampling=pb.SamplingOptions(temperature=-1))
+    with pytest.raises(ValidationError, match="temperature"):
+        generation_from_pb(bad)
+    bad = pb.GenerateRequest(conversation=CHAT, sampling=pb.SamplingOptions(top_p=1.5))
+    with pytest.raises(ValidationError, match="top_p"):
+        generation_from_pb(bad)
+
+
+def test_generate_refuses_documents_empty_conversations_and_bad_roles() -> None:
+    with pytest.raises(IntrinsicInputError, match="no documents"):
+        generation_from_pb(pb.GenerateRequest(conversation=CONVERSATION))
+    with pytest.raises(IntrinsicInputError, match="no messages"):
+        generation_from_pb(pb.GenerateRequest())
+    robot = pb.Conversation(messages=[pb.Message(role="robot", content="beep")])
+    with pytest.raises(ValidationError, match="role"):
+        generation_from_pb(pb.GenerateRequest(conversation=robot))
+
+
+def test_only_the_last_chunk_carries_usage_and_a_finish_reason() -> None:
+    middle = chunk_to_pb(GenerationChunk(text="Shake"))
+    assert middle.text == "Shake"
+    assert middle.finish_reason == ""
+    assert not middle.HasField("usage")
+
+    last = chunk_to_pb(GenerationChunk(text="speare.", finish_reason="stop", usage=Usage(12, 8, 3)))
+    assert (last.text, last.finish_reason) == ("speare.", "stop")
+    assert last.HasField("usage")
+    assert (
+        last.usage.prompt_tokens,
+        last.usage.reused_prompt_tokens,
+        last.usage.generated_tokens,
+    ) == (12, 8, 3)

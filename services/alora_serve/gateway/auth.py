@@ -61,7 +61,8 @@ class TokenEntry(BaseModel):
 
 
 class TokensFile(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # Validation errors must not quote a token.
+    model_config = ConfigDict(extra="forbid", hide_input_in_errors=True)
 
     tokens: list[TokenEntry] = Field(min_length=1)
 

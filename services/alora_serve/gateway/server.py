@@ -14,6 +14,7 @@ from grpc_health.v1.health import aio as health_aio
 from grpc_reflection.v1alpha import reflection
 
 from alora_serve.gateway.config import GatewayConfig, TLSFiles
+from alora_serve.gateway.malformed import MalformedRequests
 from alora_serve.gateway.servicer import IntrinsicsServicer
 
 SERVICE = intrinsics_pb2.DESCRIPTOR.services_by_name["Intrinsics"].full_name
@@ -38,7 +39,7 @@ class Gateway:
 
 
 async def start_gateway(config: GatewayConfig, servicer: IntrinsicsServicer) -> Gateway:
-    server = grpc.aio.server(options=_server_options(config))
+    server = grpc.aio.server(interceptors=[MalformedRequests()], options=_server_options(config))
     intrinsics_pb2_grpc.add_IntrinsicsServicer_to_server(servicer, server)
     health = health_aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health, server)

@@ -30,7 +30,11 @@ def serve_topology(
         serve.start(http_options={"host": host, "port": port})
         ingress = serve.run(app, name=APP_NAME, route_prefix="/")
         _self_check(ingress, progress)
-        _print_banner(host, port, progress)
+        grpc_target = None
+        if config.gateway is not None:
+            grpc_target = f"{config.gateway.host}:{config.gateway.port}"
+            _grpc_self_check(grpc_target, progress)
+        _print_banner(host, port, grpc_target, progress)
         _wait_for_signal()
         progress("Stopping ...")
     finally:
@@ -58,14 +62,36 @@ def _self_check(ingress, progress: Callable[[str], None]) -> None:
     progress(f"Self-check: chat -> {reply.text!r}")
 
 
-def _print_banner(host: str, port: int, progress: Callable[[str], None]) -> None:
+def _grpc_self_check(target: str, progress: Callable[[str], None]) -> None:
+    """One call through the public gRPC API, as a client makes it (no token: a gateway
+    with tokens answers UNAUTHENTICATED, which proves it serves)."""
+    from alora_serve.client import AloraClient, AloraError
+
+    with AloraClient(target, timeout_s=60) as client:
+        try:
+            names = [info.name for info in client.list_intrinsics()]
+            progress(f"Self-check: gRPC on {target} lists {', '.join(names)}")
+        except AloraError as error:
+            if error.reason != "INVALID_TOKEN":
+                raise
+            progress(f"Self-check: gRPC on {target} requires bearer tokens")
+
+
+def _print_banner(
+    host: str, port: int, grpc_target: str | None, progress: Callable[[str], None]
+) -> None:
     url = f"http://{host}:{port}"
-    progress(
-        f"alora-serve listening on {url}\n"
-        f"  intrinsics: curl {url}/v1/intrinsics\n"
-        f"  chat:       alora-serve chat --url {url} 'Hello!'\n"
-        "Press Ctrl-C to stop."
-    )
+    lines = [f"alora-serve listening on {url}"]
+    if grpc_target:
+        lines.append(
+            f"  gRPC (alora.v1): {grpc_target}  (python -m alora_serve.examples.grpc_client)"
+        )
+    lines += [
+        f"  intrinsics: curl {url}/v1/intrinsics",
+        f"  chat:       alora-serve chat --url {url} 'Hello!'",
+        "Press Ctrl-C to stop.",
+    ]
+    progress("\n".join(lines))
 
 
 def _wait_for_signal() -> None:

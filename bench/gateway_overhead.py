@@ -1,0 +1,194 @@
+"""What the gRPC gateway and routing add to an intrinsic call.
+
+The same call (answerability on a 2k-token conversation whose base KV is kept, as after
+the base model's turn) three ways, interleaved round by round in one run:
+
+- ``engine``: straight on the engine API, in this process (``IntrinsicRunner.run_many``);
+- ``serve handle``: through the colocated topology's ingress by a Ray Serve handle
+  (ingress -> worker: the routing hop, no gRPC);
+- ``gRPC``: through the public API with the SDK (client -> gateway in the ingress ->
+  worker).
+
+Both engines have the same configuration and adapter. Each round uses a fresh
+conversation (a unique tag at its start), prefilled on both before the timed calls.
+
+    python -m bench.gateway_overhead [--rounds 30]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import socket
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+from alora_serve.client import AloraClient
+from alora_serve.engine import Engine, EngineConfig
+from alora_serve.gateway.config import GatewayConfig
+from alora_serve.intrinsics.call import IntrinsicsCall
+from alora_serve.intrinsics.catalog import Catalog
+from alora_serve.intrinsics.runner import IntrinsicRunner
+from alora_serve.intrinsics.synthetic_library import make_library
+from alora_serve.model import resolve_model
+from alora_serve.topology.app import build_app
+from alora_serve.topology.config import TopologyConfig
+from bench.intrinsics_composition import fresh
+from bench.report import write_report
+from tests.support.conversations import rag_request
+
+CONVERSATION_TOKENS = 2048
+INTRINSIC = "answerability"
+TENANT = "bench"
+ENGINE = EngineConfig(max_model_len=4096, kv_cache_gib=0.5, kv_store_gib=0.5)
+PATHS = ("engine", "serve handle", "gRPC")
+BAR = 0.05  # p50 overhead of gRPC over the engine API, as a fraction of the engine's p50
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Paths:
+    """The three ways to make the same call."""
+
+    def __init__(self, runner: IntrinsicRunner, ingress, client: AloraClient, loop) -> None:
+        self._runner, self._ingress, self._client, self._loop = runner, ingress, client, loop
+
+    def prefill(self, request) -> None:
+        call = IntrinsicsCall(intrinsics=[INTRINSIC], request=request, tenant=TENANT)
+        self._on_loop(self._runner.prefill([INTRINSIC], request, TENANT))
+        self._ingress.prefill.remote(call).result()
+        messages, documents = _client_inputs(request)
+        self._client.prefill_conversation(messages, documents, [INTRINSIC])
+
+    def timed(self, path: str, request) -> float:
+        started = time.perf_counter()
+        if path == "engine":
+            self._on_loop(self._runner.run_many([INTRINSIC], request, TENANT))
+        elif path == "serve handle":
+            call = IntrinsicsCall(intrinsics=[INTRINSIC], request=request, tenant=TENANT)
+            self._ingress.run_many.remote(call).result()
+        else:
+            self._client.run_intrinsic(INTRINSIC, *_client_inputs(request))
+        return time.perf_counter() - started
+
+    def _on_loop(self, coroutine):
+        return self._loop.run_until_complete(coroutine)
+
+
+def _client_inputs(request) -> tuple[list[tuple[str, str]], list[dict]]:
+    messages = [(m.role, m.content) for m in request.messages]
+    return messages, [{"doc_id": d.doc_id, "text": d.text} for d in request.documents]
+
+
+def measure(paths: Paths, request, rounds: int) -> dict[str, list[float]]:
+    times: dict[str, list[float]] = {p: [] for p in PATHS}
+    for warmup in range(2):
+        conversation = fresh(request, f"warmup {warmup}")
+        paths.prefill(conversation)
+        for path in PATHS:
+            paths.timed(path, conversation)
+    for round_ in range(rounds):
+        conversation = fresh(request, f"round {round_}")
+        paths.prefill(conversation)
+        order = PATHS if round_ % 2 == 0 else PATHS[::-1]  # no path always goes first
+        for path in order:
+            times[path].append(paths.timed(path, conversation))
+        print(
+            f"  round {round_ + 1}/{rounds}: "
+            + ", ".join(f"{p}: {times[p][-1] * 1000:.0f} ms" for p in PATHS),
+            flush=True,
+        )
+    return times
+
+
+def summary(samples: list[float]) -> dict[str, float]:
+    cuts = statistics.quantiles(samples, n=100, method="inclusive")
+    return {"p50_s": statistics.median(samples), "p99_s": cuts[98], "all_s": samples}
+
+
+def main(rounds: int) -> None:
+    import ray
+    from ray import serve
+    from transformers import AutoTokenizer
+
+    checkpoint = resolve_model(None)
+    request = rag_request(AutoTokenizer.from_pretrained(checkpoint.path), CONVERSATION_TOKENS)
+    loop = asyncio.new_event_loop()
+    with tempfile.TemporaryDirectory() as tmp:
+        print("Creating the seeded adapter with PEFT ...", flush=True)
+        library = make_library(checkpoint, Path(tmp), [INTRINSIC])
+        catalog = Catalog.from_library(library, checkpoint.name)
+        print("Starting the in-process engine ...", flush=True)
+        engine = loop.run_until_complete(Engine.start(ENGINE, catalog.adapters()))
+        port = free_port()
+        config = TopologyConfig(
+            topology="colocated",
+            intrinsics=[INTRINSIC],
+            colocated=ENGINE,
+            gateway=GatewayConfig(port=port),
+        )
+        ray.init(include_dashboard=False, configure_logging=False)
+        try:
+            print("Starting the colocated topology with its gRPC gateway ...", flush=True)
+            ingress = serve.run(build_app(config, library), name="bench", route_prefix=None)
+            with AloraClient(f"127.0.0.1:{port}") as client:
+                paths = Paths(IntrinsicRunner(engine, catalog), ingress, client, loop)
+                times = measure(paths, request, rounds)
+        finally:
+            serve.shutdown()
+            ray.shutdown()
+            engine.close()
+    results = {path: summary(samples) for path, samples in times.items()}
+    engine_p50 = results["engine"]["p50_s"]
+    overhead = {
+        path: {
+            "p50_ms": (results[path]["p50_s"] - engine_p50) * 1000,
+            "p99_ms": (results[path]["p99_s"] - results["engine"]["p99_s"]) * 1000,
+        }
+        for path in PATHS[1:]
+    }
+    grpc_fraction = overhead["gRPC"]["p50_ms"] / 1000 / engine_p50
+    write_report(
+        "gateway_overhead",
+        {
+            "conversation_tokens": CONVERSATION_TOKENS,
+            "rounds": rounds,
+            "paths": results,
+            "overhead": overhead,
+            "bars": {
+                "grpc_p50_overhead_fraction": grpc_fraction,
+                "bar": BAR,
+                "met": grpc_fraction <= BAR,
+            },
+        },
+        plot=_plot,
+    )
+
+
+def _plot(result: dict, ax) -> None:
+    paths = result["paths"]
+    names = list(paths)
+    positions = range(len(names))
+    ax.boxplot([[s * 1000 for s in paths[n]["all_s"]] for n in names], positions=positions)
+    ax.set_xticks(list(positions), names)
+    for i, name in enumerate(names):
+        p50 = paths[name]["p50_s"] * 1000
+        ax.annotate(f"p50 {p50:.0f} ms", (i, p50), xytext=(12, 0), textcoords="offset points")
+    ax.set_ylabel("intrinsic call, client-side (ms)")
+    ax.set_title(
+        f"Reused intrinsic call on a {result['conversation_tokens']}-token conversation: "
+        f"gRPC p50 overhead {result['bars']['grpc_p50_overhead_fraction']:.1%}"
+    )
+    ax.grid(axis="y", alpha=0.3)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=30)
+    main(parser.parse_args().rounds)
