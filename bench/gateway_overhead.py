@@ -64,7 +64,7 @@ class Paths:
         self._on_loop(self._runner.prefill([INTRINSIC], request, TENANT))
         self._ingress.prefill.remote(call).result()
         messages, documents = _client_inputs(request)
-        self._client.prefill_conversation(messages, documents, [INTRINSIC])
+        self._client.prefill_conversation([INTRINSIC], messages, documents)
 
     def timed(self, path: str, request) -> float:
         started = time.perf_counter()

@@ -74,7 +74,26 @@ def disaggregated_latency_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def gateway_overhead_table(result: dict) -> str:
+    paths, overhead = result["paths"], result["overhead"]
+    lines = ["| path | p50 | p99 | p50 overhead | p99 overhead |", "|---|---|---|---|---|"]
+    for name, row in paths.items():
+        extra = overhead.get(name)
+        added = f"+{extra['p50_ms']:.1f} ms | +{extra['p99_ms']:.1f} ms" if extra else "- | -"
+        lines.append(
+            f"| {name} | {row['p50_s'] * 1e3:.0f} ms | {row['p99_s'] * 1e3:.0f} ms | {added} |"
+        )
+    bars = result["bars"]
+    lines.append("")
+    lines.append(
+        f"gRPC p50 overhead: **{bars['grpc_p50_overhead_fraction']:.1%}** of the engine's p50 "
+        f"(bar: at most {bars['bar']:.0%}; {'met' if bars['met'] else 'not met'})."
+    )
+    return "\n".join(lines)
+
+
 TABLES = {
+    "gateway_overhead": gateway_overhead_table,
     "alora_latency": alora_latency_table,
     "intrinsics_composition": intrinsics_composition_table,
     "kv_transfer": kv_transfer_table,

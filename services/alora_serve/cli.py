@@ -41,10 +41,11 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--config", default=None, help="topology YAML (default: embedded)")
     serve.add_argument("--model", default=None, help="HF checkpoint dir (default: embedded)")
     serve.add_argument("--library", default=None, help="intrinsics adapter library")
-    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--host", default="127.0.0.1", help="HTTP host")
     serve.add_argument("--port", type=int, default=8000, help="HTTP port")
+    serve.add_argument("--grpc-host", default=None, help="gRPC host (default: config)")
     serve.add_argument(
-        "--grpc-port", type=int, default=None, help="gRPC port (default: the config's, 50051)"
+        "--grpc-port", type=int, default=None, help="gRPC port (default: the config's)"
     )
     serve.set_defaults(run=_serve)
 
@@ -81,7 +82,7 @@ def _serve(args: argparse.Namespace) -> int:
 
     config = load_topology(
         args.config, topology=args.topology, model=args.model, library=args.library
-    ).with_gateway_address(args.host, args.grpc_port)
+    ).with_gateway_address(args.grpc_host, args.grpc_port)
     serve_topology(config, args.host, args.port, progress=lambda line: print(line, flush=True))
     return 0
 

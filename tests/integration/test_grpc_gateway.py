@@ -168,7 +168,7 @@ async def test_generate_streams_the_base_model_s_turn(target):
 async def test_prefill_conversation_leaves_calls_only_decoding(target, tokenizer):
     messages, documents = conversation(tokenizer, 700, skip=52)
     with client(target) as acme:
-        kept = acme.prefill_conversation(messages, documents, ["uncertainty"])
+        kept = acme.prefill_conversation(["uncertainty"], messages, documents)
         assert kept > 600
         before = (await worker_stats())["computed_base_tokens"]
         result = acme.run_intrinsic("uncertainty", messages, documents)

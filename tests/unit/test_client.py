@@ -203,7 +203,7 @@ def test_every_method_sends_the_friendly_inputs_as_protos(
     sampling = servicer.requests[-1].sampling
     assert (sampling.max_tokens, sampling.temperature, sampling.seed) == (8, 0.5, 3)
 
-    assert client.prefill_conversation(MESSAGES, DOCUMENTS, ["answerability"]) == 7
+    assert client.prefill_conversation(["answerability"], MESSAGES, DOCUMENTS) == 7
     assert list(servicer.requests[-1].intrinsics) == ["answerability"]
 
 
@@ -213,7 +213,7 @@ def test_unavailable_is_retried_by_every_idempotent_method(servicer: FakeIntrins
         assert client.run_intrinsic("answerability", MESSAGES).intrinsic == "answerability"
         client.list_intrinsics()
         client.run_intrinsics(["answerability"], MESSAGES)
-        client.prefill_conversation(MESSAGES)
+        client.prefill_conversation(["answerability"], MESSAGES)
     assert servicer.attempts == dict.fromkeys(ch.RETRIED_METHODS, 3)
 
 
@@ -253,7 +253,7 @@ def test_every_call_carries_a_deadline(target: str, servicer: FakeIntrinsics) ->
         client.run_intrinsic("answerability", MESSAGES)
         client.run_intrinsic("answerability", MESSAGES, timeout_s=2)
         list(client.generate(MESSAGES, timeout_s=3))
-        client.prefill_conversation(MESSAGES)
+        client.prefill_conversation(["answerability"], MESSAGES)
     assert _saw_deadlines(servicer.time_remaining, [7, 2, 3, 7]), servicer.time_remaining
 
 
@@ -378,7 +378,7 @@ def test_closing_a_stream_early_cancels_the_call(
         (lambda c: c.generate(MESSAGES, top_p=1.5), "top_p"),
         (lambda c: c.generate(MESSAGES, seed="7"), "seed"),
         (lambda c: c.generate(MESSAGES, timeout_s=0), "timeout_s"),
-        (lambda c: c.prefill_conversation(MESSAGES, intrinsics="answerability"), "intrinsics"),
+        (lambda c: c.prefill_conversation("answerability", MESSAGES), "intrinsics"),
         (lambda c: c.list_intrinsics(timeout_s=-1), "timeout_s"),
     ],
 )
@@ -459,13 +459,13 @@ def test_mutual_tls_accepts_a_client_certificate_and_rejects_none(
     with serve(servicer, pki.server_credentials(mutual=True)) as target:
         mutual = ClientTLS(pki.ca, pki.client_chain, pki.client_key, SERVER_NAME)
         with AloraClient(target, tls=mutual) as client:
-            assert client.prefill_conversation(MESSAGES) == 7
+            assert client.prefill_conversation(["answerability"], MESSAGES) == 7
         anonymous = ClientTLS(root_certificates=pki.ca, server_name_override=SERVER_NAME)
         with (
             AloraClient(target, tls=anonymous, max_attempts=1) as client,
             pytest.raises(AloraError) as raised,
         ):
-            client.prefill_conversation(MESSAGES, timeout_s=5)
+            client.prefill_conversation(["answerability"], MESSAGES, timeout_s=5)
     assert raised.value.code == grpc.StatusCode.UNAVAILABLE
     assert servicer.attempts["PrefillConversation"] == 1
 
@@ -488,7 +488,7 @@ async def test_async_every_method(aclient: AsyncAloraClient, servicer: FakeIntri
     assert [result_value(r) for r in results] == [{"arguments": {}}, {"arguments": {"n": 2.0}}]
     text = [chunk.text async for chunk in aclient.generate(MESSAGES)]
     assert "".join(text) == "Shakespeare."
-    assert await aclient.prefill_conversation(MESSAGES) == 7
+    assert await aclient.prefill_conversation(["answerability"], MESSAGES) == 7
 
 
 async def test_async_retries_unavailable_and_gives_up(servicer: FakeIntrinsics) -> None:
@@ -537,7 +537,7 @@ async def test_async_errors_carry_details(
         field_violations=(("conversation.messages[0].role", "unknown role"),),
     )
     with pytest.raises(AloraError) as raised:
-        await aclient.prefill_conversation(MESSAGES)
+        await aclient.prefill_conversation(["answerability"], MESSAGES)
     assert raised.value.reason == "BAD_CONVERSATION"
     assert raised.value.field_violations == [("conversation.messages[0].role", "unknown role")]
 

@@ -265,10 +265,9 @@ def test_http_errors_use_the_same_mapping(exc, status: int, retry_after: str | N
     assert http.status_code == status
     assert http.detail == to_call_error(exc).message
     assert "secret detail" not in http.detail
-    if retry_after is None:
-        assert not http.headers
-    else:
-        assert http.headers == {"Retry-After": retry_after}
+    headers = dict(http.headers or {})
+    assert headers.pop("WWW-Authenticate", None) == ("Bearer" if status == 401 else None)
+    assert headers == ({"Retry-After": retry_after} if retry_after else {})
 
 
 def test_http_errors_of_wrapped_causes() -> None:

@@ -93,15 +93,15 @@ class AsyncAloraClient:
 
     async def prefill_conversation(
         self,
+        intrinsics: Sequence[str],
         messages: Sequence[MessageLike],
         documents: Sequence[DocumentLike] = (),
-        intrinsics: Sequence[str] = (),
         *,
         timeout_s: float | None = None,
     ) -> int:
         """Prompt tokens of the conversation (with the intrinsics' instructions) whose base KV
         is now kept."""
-        request = ch.prefill_request(messages, documents, intrinsics)
+        request = ch.prefill_request(intrinsics, messages, documents)
         response = await self._unary(self._stub.PrefillConversation, request, timeout_s)
         return response.kept_prompt_tokens
 

@@ -279,13 +279,16 @@ def generate_request(
 
 
 def prefill_request(
+    intrinsics: Sequence[str],
     messages: Sequence[MessageLike],
     documents: Sequence[DocumentLike] = (),
-    intrinsics: Sequence[str] = (),
 ) -> pb.PrefillConversationRequest:
+    """``intrinsics``: the ones that will be called (the KV to keep depends on them)."""
+    names = _names(intrinsics, "intrinsics")
+    if not names:
+        raise ValueError("intrinsics: name at least one intrinsic that will be called")
     return pb.PrefillConversationRequest(
-        conversation=conversation(messages, documents),
-        intrinsics=_names(intrinsics, "intrinsics"),
+        conversation=conversation(messages, documents), intrinsics=names
     )
 
 

@@ -136,7 +136,7 @@ class Engine:
                 if len(text) > len(sent):
                     yield GenerationChunk(text[len(sent) :])
                     sent = text
-        result = vllm_glue.to_generation(final)
+        result = _finished(final, kv_params=None)
         yield GenerationChunk("", result.finish_reason, result.usage)
 
     @property
@@ -290,14 +290,10 @@ class Engine:
                     determined = determined_output(options.json_schema, output.outputs[0].text)
                     if determined is not None:
                         break
-        result = vllm_glue.to_generation(final)
         if determined is not None:
+            result = vllm_glue.to_generation(final)
             return dataclasses.replace(result, text=determined, finish_reason="stop")
-        if result.finish_reason == "error":
-            if kv_params is not None:
-                raise KVLoadError("vLLM failed the request: its prefix KV could not be loaded")
-            raise RequestFailedError("vLLM finished the request with an internal error")
-        return result
+        return _finished(final, kv_params)
 
     @contextlib.asynccontextmanager
     async def _generating(
@@ -329,6 +325,18 @@ class Engine:
                 yield stream
         finally:
             self.in_flight -= 1
+
+
+def _finished(final: Any, kv_params: dict | None) -> Generation:
+    """A request's last output as a Generation; raises if vLLM failed it."""
+    if final is None:
+        raise RequestFailedError("vLLM ended the request without any output")
+    result = vllm_glue.to_generation(final)
+    if result.finish_reason in ("error", "abort"):
+        if kv_params is not None:
+            raise KVLoadError("vLLM failed the request: its prefix KV could not be loaded")
+        raise RequestFailedError(f"vLLM ended the request ({result.finish_reason})")
+    return result
 
 
 def _validate_adapters(

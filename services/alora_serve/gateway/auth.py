@@ -82,7 +82,7 @@ class TokenTable:
         """Raises pydantic's ValidationError (naming the entry) on a malformed file."""
         if path is None:
             return cls()
-        parsed = TokensFile.model_validate(yaml.safe_load(Path(path).read_text()))
+        parsed = TokensFile.model_validate(_read_yaml(Path(path)))
         table: dict[str, Principal] = {}
         for entry in parsed.tokens:
             digest = entry.digest()
@@ -111,3 +111,13 @@ class TokenTable:
         if principal is None:
             raise AuthenticationError("the bearer token is not valid")
         return principal
+
+
+def _read_yaml(path: Path) -> object:
+    """The file's YAML; a syntax error names the place, not the text (a token)."""
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise ValueError(f"{path}: not valid YAML{where}") from None

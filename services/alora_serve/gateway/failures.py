@@ -12,7 +12,12 @@ import logging
 import grpc
 from pydantic import ValidationError
 from ray.exceptions import RayActorError, RayTaskError
-from ray.serve.exceptions import BackPressureError
+from ray.serve.exceptions import (
+    BackPressureError,
+    DeploymentUnavailableError,
+    ReplicaUnavailableError,
+    RequestCancelledError,
+)
 
 from alora_serve.disagg.leases import TooManyLeasesError
 from alora_serve.disagg.remote_prefixes import PrefillUnavailableError
@@ -65,10 +70,18 @@ def to_call_error(exc: BaseException) -> CallError:
             return CallError(
                 Code.RESOURCE_EXHAUSTED, "OVERLOADED", message, retry_after_s=RETRY_AFTER_S
             )
-        case WorkerUnavailableError() | PrefillUnavailableError() | RayActorError():
+        case (
+            WorkerUnavailableError()
+            | PrefillUnavailableError()
+            | RayActorError()
+            | DeploymentUnavailableError()
+            | ReplicaUnavailableError()
+        ):
             return CallError(
                 Code.UNAVAILABLE, "WORKER_UNAVAILABLE", message, retry_after_s=RETRY_AFTER_S
             )
+        case RequestCancelledError():
+            return CallError(Code.CANCELLED, "CANCELLED", "the call was cancelled")
         case TimeoutError():
             return CallError(
                 Code.DEADLINE_EXCEEDED, "DEADLINE_EXCEEDED", "the call's deadline passed"

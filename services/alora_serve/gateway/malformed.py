@@ -29,20 +29,21 @@ class _Malformed:
 
 
 class MalformedRequests(grpc.aio.ServerInterceptor):
+    """For the API's unary calls and its server-streaming calls written with
+    ``context.write`` (coroutines, as the servicer's are)."""
+
     async def intercept_service(self, continuation: Callable, details: Any) -> Any:
         handler = await continuation(details)
         if handler is None or not details.method.startswith(API_PREFIX):
             return handler
         parse = _lenient(handler.request_deserializer)
         if handler.unary_unary is not None:
-            return grpc.unary_unary_rpc_method_handler(
-                _checked_unary(handler.unary_unary), parse, handler.response_serializer
-            )
-        if handler.unary_stream is not None:
-            return grpc.unary_stream_rpc_method_handler(
-                _checked_stream(handler.unary_stream), parse, handler.response_serializer
-            )
-        return handler
+            make, behaviour = grpc.unary_unary_rpc_method_handler, handler.unary_unary
+        elif handler.unary_stream is not None:
+            make, behaviour = grpc.unary_stream_rpc_method_handler, handler.unary_stream
+        else:
+            return handler
+        return make(_checked(behaviour), parse, handler.response_serializer)
 
 
 def _lenient(parse: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
@@ -55,20 +56,10 @@ def _lenient(parse: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
     return lenient
 
 
-def _checked_unary(behaviour: Callable) -> Callable:
-    async def unary(request: Any, context: grpc.aio.ServicerContext) -> Any:
+def _checked(behaviour: Callable) -> Callable:
+    async def checked(request: Any, context: grpc.aio.ServicerContext) -> Any:
         if isinstance(request, _Malformed):
             await abort(context, request.error())
         return await behaviour(request, context)
 
-    return unary
-
-
-def _checked_stream(behaviour: Callable) -> Callable:
-    async def stream(request: Any, context: grpc.aio.ServicerContext) -> Any:
-        if isinstance(request, _Malformed):
-            await abort(context, request.error())
-        async for response in behaviour(request, context):
-            yield response
-
-    return stream
+    return checked

@@ -74,11 +74,15 @@ class IntrinsicsServicer(intrinsics_pb2_grpc.IntrinsicsServicer):
             kept = await self._backend.prefill(call)
             return pb.PrefillConversationResponse(kept_prompt_tokens=kept)
 
-    async def Generate(self, request, context) -> AsyncIterator[pb.GenerateChunk]:
+    async def Generate(self, request, context) -> None:
+        # Written with context.write rather than as a generator, so that leaving the call
+        # (cancelled, deadline, error) closes the stream and frees its slot right away.
         async with self._serving("Generate", context) as principal:
             messages, options = convert.generation_from_pb(request)
-            async for chunk in self._backend.chat_stream(messages, options, principal.tenant):
-                yield convert.chunk_to_pb(chunk)
+            stream = self._backend.chat_stream(messages, options, principal.tenant)
+            async with contextlib.aclosing(stream):
+                async for chunk in stream:
+                    await context.write(convert.chunk_to_pb(chunk))
 
     async def _run(self, call: IntrinsicsCall, principal: Principal) -> list[pb.IntrinsicResult]:
         principal.authorize(call.intrinsics)
@@ -99,8 +103,9 @@ class IntrinsicsServicer(intrinsics_pb2_grpc.IntrinsicsServicer):
             with self._admission.slot():
                 async with asyncio.timeout(context.time_remaining()):
                     yield principal
-        except asyncio.CancelledError:
-            code = "CANCELLED"
+        except asyncio.CancelledError:  # the client cancelled, or the deadline passed
+            remaining = context.time_remaining()
+            code = "DEADLINE_EXCEEDED" if remaining is not None and remaining <= 0 else "CANCELLED"
             raise
         except Exception as exc:
             error = to_call_error(exc)

@@ -75,5 +75,9 @@ def chat_completion(result: Generation, model_name: str) -> dict:
 def http_error(exc: BaseException) -> HTTPException:
     error = to_call_error(exc)
     status = 413 if error.reason == "INPUT_TOO_LONG" else _HTTP_STATUS.get(error.code, 500)
-    headers = {"Retry-After": f"{error.retry_after_s:.0f}"} if error.retry_after_s else None
-    return HTTPException(status, error.message, headers)
+    headers = {}
+    if error.retry_after_s:
+        headers["Retry-After"] = f"{error.retry_after_s:.0f}"
+    if status == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    return HTTPException(status, error.message, headers or None)

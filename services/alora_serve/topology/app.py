@@ -19,7 +19,6 @@ from alora_serve.topology.routing import locality_router_config
 from alora_serve.topology.worker import IntrinsicWorker
 
 INGRESS = "ingress"
-SHUTDOWN_MARGIN_S = 10.0
 # workers by deployment name, intrinsic -> worker, the deployment that owns conversations
 _Graph = tuple[dict[str, Any], dict[str, str], Any]
 
@@ -56,38 +55,41 @@ def build_app(config: TopologyConfig, library: Path) -> serve.Application:
     ingress = IntrinsicsIngress.options(
         name=INGRESS,
         ray_actor_options={"num_cpus": 0, "resources": resources},
-        # Serve must wait for the gateway's own grace period before killing the replica.
-        graceful_shutdown_timeout_s=(gateway.shutdown_grace_s if gateway else 0)
-        + SHUTDOWN_MARGIN_S,
+        graceful_shutdown_timeout_s=config.shutdown_timeout_s,
     )
     return ingress.bind(workers, routes, catalog.describe(), base, settings)
 
 
 def _colocated(config: TopologyConfig, library: str, names: list[str]) -> _Graph:
     engine = config.colocated.model_copy(update={"model": config.model})
-    worker = _deploy(IntrinsicWorker, "colocated", config.colocated_scaling).bind(
+    worker = _deploy(IntrinsicWorker, "colocated", config.colocated_scaling, config).bind(
         engine, library, names, None
     )
     return {"colocated": worker}, dict.fromkeys(names, "colocated"), worker
 
 
 def _disaggregated(config: TopologyConfig, library: str, names: list[str]) -> _Graph:
-    prefill = _deploy(PrefillDeployment, "prefill", config.prefill.scaling).bind(
+    prefill = _deploy(PrefillDeployment, "prefill", config.prefill.scaling, config).bind(
         config.prefill.engine.model_copy(update={"model": config.model}),
         LeaseLimits(config.prefill.max_leases, config.prefill.lease_ttl_s),
     )
     workers, routes = {}, {}
     for group in config.decode_groups(names):
         name = f"decode-{group.name}"
-        workers[name] = _deploy(IntrinsicWorker, name, group.scaling).bind(
+        workers[name] = _deploy(IntrinsicWorker, name, group.scaling, config).bind(
             group.engine_config(config.model), library, group.intrinsics, prefill
         )
         routes.update(dict.fromkeys(group.intrinsics, name))
     return workers, routes, prefill
 
 
-def _deploy(deployment: serve.Deployment, name: str, scaling: Scaling) -> serve.Deployment:
+def _deploy(
+    deployment: serve.Deployment, name: str, scaling: Scaling, config: TopologyConfig
+) -> serve.Deployment:
     """A deployment with its scaling options and KV-locality, session-affinity routing."""
     return deployment.options(
-        name=name, request_router_config=locality_router_config(), **scaling.deployment_options()
+        name=name,
+        request_router_config=locality_router_config(),
+        graceful_shutdown_timeout_s=config.shutdown_timeout_s,
+        **scaling.deployment_options(),
     )

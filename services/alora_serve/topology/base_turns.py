@@ -3,6 +3,7 @@ prefill service, or the colocated worker)."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 
 from alora_serve.engine import ChatMessage, Engine, Generation, SamplingOptions
@@ -22,5 +23,7 @@ class ServesBaseTurns:
     async def chat_stream(
         self, messages: Sequence[ChatMessage], options: SamplingOptions, tenant: str
     ) -> AsyncIterator[GenerationChunk]:
-        async for chunk in self.base_engine.chat_stream(messages, options, tenant):
-            yield chunk
+        stream = self.base_engine.chat_stream(messages, options, tenant)
+        async with contextlib.aclosing(stream):  # a cancelled call aborts the generation now
+            async for chunk in stream:
+                yield chunk

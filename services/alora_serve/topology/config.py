@@ -17,6 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from alora_serve.engine import EngineConfig
 from alora_serve.gateway.config import GatewayConfig
 
+SERVE_SHUTDOWN_TIMEOUT_S = 20.0  # Ray Serve's default graceful_shutdown_timeout_s
+SHUTDOWN_MARGIN_S = 10.0
+
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -135,12 +138,20 @@ class TopologyConfig(_Strict):
             )
         return self
 
-    def with_gateway_address(self, host: str, port: int | None) -> TopologyConfig:
-        """The gateway (if configured) on ``host`` and, if given, ``port``."""
-        if self.gateway is None:
+    @property
+    def shutdown_timeout_s(self) -> float:
+        """How long Serve lets every replica finish in-flight work before killing it: the
+        gateway's grace (workers too: calls in flight still need them) plus a margin."""
+        grace = self.gateway.shutdown_grace_s if self.gateway else 0.0
+        return max(SERVE_SHUTDOWN_TIMEOUT_S, grace + SHUTDOWN_MARGIN_S)
+
+    def with_gateway_address(self, host: str | None, port: int | None) -> TopologyConfig:
+        """The gateway (if configured) on ``host`` and ``port`` where given (validated)."""
+        address = {k: v for k, v in {"host": host, "port": port}.items() if v is not None}
+        if self.gateway is None or not address:
             return self
-        address = {"host": host} | ({"port": port} if port is not None else {})
-        return self.model_copy(update={"gateway": self.gateway.model_copy(update=address)})
+        gateway = GatewayConfig.model_validate(self.gateway.model_dump() | address)
+        return self.model_copy(update={"gateway": gateway})
 
     def decode_groups(self, available: list[str]) -> list[DecodeGroup]:
         """The configured groups, or one merged group per intrinsic; every intrinsic to

@@ -14,6 +14,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from ray import serve
 from ray.exceptions import RayActorError
+from ray.serve.exceptions import ReplicaUnavailableError
 from ray.serve.handle import DeploymentHandle, DeploymentResponse
 
 from alora_serve.engine import ChatMessage, Generation, SamplingOptions
@@ -136,12 +137,16 @@ class IntrinsicsIngress:
             groups.setdefault(self._routes[name], []).append(name)
         node = await self._conversation_node()
         session = session_id(node, call.tenant, _conversation_key(call.request))
-        return await asyncio.gather(
-            *(
-                self._call(worker, session, method, call.only(group))
-                for worker, group in groups.items()
-            )
-        )
+        parts = [
+            asyncio.ensure_future(self._call(worker, session, method, call.only(group)))
+            for worker, group in groups.items()
+        ]
+        try:
+            return await asyncio.gather(*parts)
+        except BaseException:
+            for part in parts:  # one part failed or the call was cancelled: stop the rest
+                part.cancel()
+            raise
 
     async def _call(self, worker: str, session: str, method: str, call: IntrinsicsCall) -> Any:
         """Intrinsic calls are idempotent: a replica that dies under one is retried once
@@ -150,11 +155,11 @@ class IntrinsicsIngress:
         handle = getattr(self._workers[worker].options(session_id=session), method)
         try:
             return await self._answer(worker, handle.remote(call))
-        except RayActorError:
+        except (RayActorError, ReplicaUnavailableError):
             pass  # the replica died under the call: once more, on the replica now chosen
         try:
             return await self._answer(worker, handle.remote(call))
-        except RayActorError as exc:
+        except (RayActorError, ReplicaUnavailableError) as exc:
             raise WorkerUnavailableError(
                 f"{worker} failed twice (its replicas died: {exc}); retry later"
             ) from exc
@@ -194,8 +199,12 @@ class IntrinsicsIngress:
         return {"status": "ok", "model": self._settings.model_name}
 
     @http.get("/v1/intrinsics")
-    def list_intrinsics(self) -> list[dict]:
-        return self._catalog
+    def list_intrinsics(self, request: Request) -> list[dict]:
+        try:
+            principal = self._authenticate(request)
+        except Exception as exc:
+            raise http_error(exc) from exc
+        return [entry for entry in self._catalog if principal.may_call(entry["name"])]
 
     @http.post("/v1/intrinsics:run")
     async def run_http(self, call: IntrinsicsCall, request: Request) -> list[dict]:

@@ -9,6 +9,7 @@ import threading
 from collections.abc import Callable
 
 from alora_serve.engine import ChatMessage, SamplingOptions
+from alora_serve.gateway.config import GatewayConfig
 from alora_serve.topology.config import TopologyConfig
 
 APP_NAME = "alora"
@@ -33,7 +34,7 @@ def serve_topology(
         grpc_target = None
         if config.gateway is not None:
             grpc_target = f"{config.gateway.host}:{config.gateway.port}"
-            _grpc_self_check(grpc_target, progress)
+            _grpc_self_check(config.gateway, progress)
         _print_banner(host, port, grpc_target, progress)
         _wait_for_signal()
         progress("Stopping ...")
@@ -58,15 +59,21 @@ def _self_check(ingress, progress: Callable[[str], None]) -> None:
             f"reused, {result.seconds:.2f} s)"
         )
     question = [ChatMessage(role="user", content="What is the capital of France?")]
-    reply = ingress.chat.remote(question, SamplingOptions(max_tokens=32)).result()
+    reply = ingress.chat.remote(question, SamplingOptions(max_tokens=32), "self-check").result()
     progress(f"Self-check: chat -> {reply.text!r}")
 
 
-def _grpc_self_check(target: str, progress: Callable[[str], None]) -> None:
+def _grpc_self_check(gateway: GatewayConfig, progress: Callable[[str], None]) -> None:
     """One call through the public gRPC API, as a client makes it (no token: a gateway
-    with tokens answers UNAUTHENTICATED, which proves it serves)."""
+    with tokens answers UNAUTHENTICATED, which proves it serves). Not with TLS or an
+    ingress placed elsewhere: this process has no client certificate, nor the node."""
     from alora_serve.client import AloraClient, AloraError
 
+    if gateway.tls is not None or gateway.resources:
+        progress("Self-check: gRPC skipped (TLS or placed ingress: check with your client)")
+        return
+    host = {"0.0.0.0": "127.0.0.1", "::": "[::1]"}.get(gateway.host, gateway.host)
+    target = f"{host}:{gateway.port}"
     with AloraClient(target, timeout_s=60) as client:
         try:
             names = [info.name for info in client.list_intrinsics()]
