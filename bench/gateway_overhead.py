@@ -9,16 +9,19 @@ the base model's turn) three ways, interleaved round by round in one run:
 - ``gRPC``: through the public API with the SDK (client -> gateway in the ingress ->
   worker).
 
-Both engines have the same configuration and adapter. Each round uses a fresh
-conversation (a unique tag at its start), prefilled on both before the timed calls.
+Both engines have the same configuration and adapter. Each timed call is the first
+intrinsic call on its own fresh conversation (a unique tag at its start) right after that
+conversation was prefilled where the call runs; the paths go in a shuffled order each
+round.
 
-    python -m bench.gateway_overhead [--rounds 30]
+    python -m bench.gateway_overhead [--rounds 20]
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import random
 import socket
 import statistics
 import tempfile
@@ -44,6 +47,7 @@ INTRINSIC = "answerability"
 TENANT = "bench"
 ENGINE = EngineConfig(max_model_len=4096, kv_cache_gib=0.5, kv_store_gib=0.5)
 PATHS = ("engine", "serve handle", "gRPC")
+WARMUP_ROUNDS = 2
 BAR = 0.05  # p50 overhead of gRPC over the engine API, as a fraction of the engine's p50
 
 
@@ -59,12 +63,13 @@ class Paths:
     def __init__(self, runner: IntrinsicRunner, ingress, client: AloraClient, loop) -> None:
         self._runner, self._ingress, self._client, self._loop = runner, ingress, client, loop
 
-    def prefill(self, request) -> None:
-        call = IntrinsicsCall(intrinsics=[INTRINSIC], request=request, tenant=TENANT)
-        self._on_loop(self._runner.prefill([INTRINSIC], request, TENANT))
-        self._ingress.prefill.remote(call).result()
-        messages, documents = _client_inputs(request)
-        self._client.prefill_conversation([INTRINSIC], messages, documents)
+    def prefill(self, path: str, request) -> None:
+        """Keep the conversation's base KV where ``path``'s call will run."""
+        if path == "engine":
+            self._on_loop(self._runner.prefill([INTRINSIC], request, TENANT))
+        else:
+            call = IntrinsicsCall(intrinsics=[INTRINSIC], request=request, tenant=TENANT)
+            self._ingress.prefill.remote(call).result()
 
     def timed(self, path: str, request) -> float:
         started = time.perf_counter()
@@ -87,23 +92,25 @@ def _client_inputs(request) -> tuple[list[tuple[str, str]], list[dict]]:
 
 
 def measure(paths: Paths, request, rounds: int) -> dict[str, list[float]]:
+    """Every timed call is the first intrinsic call on its own fresh conversation, right
+    after that conversation's prefill: no path gains or loses from going first."""
     times: dict[str, list[float]] = {p: [] for p in PATHS}
-    for warmup in range(2):
-        conversation = fresh(request, f"warmup {warmup}")
-        paths.prefill(conversation)
-        for path in PATHS:
-            paths.timed(path, conversation)
-    for round_ in range(rounds):
-        conversation = fresh(request, f"round {round_}")
-        paths.prefill(conversation)
-        order = PATHS if round_ % 2 == 0 else PATHS[::-1]  # no path always goes first
+    shuffled = random.Random(0)
+    for round_ in range(-WARMUP_ROUNDS, rounds):
+        order = list(PATHS)
+        shuffled.shuffle(order)
         for path in order:
-            times[path].append(paths.timed(path, conversation))
-        print(
-            f"  round {round_ + 1}/{rounds}: "
-            + ", ".join(f"{p}: {times[p][-1] * 1000:.0f} ms" for p in PATHS),
-            flush=True,
-        )
+            conversation = fresh(request, f"{path} {round_}")
+            paths.prefill(path, conversation)
+            seconds = paths.timed(path, conversation)
+            if round_ >= 0:
+                times[path].append(seconds)
+        if round_ >= 0:
+            print(
+                f"  round {round_ + 1}/{rounds}: "
+                + ", ".join(f"{p}: {times[p][-1] * 1000:.0f} ms" for p in PATHS),
+                flush=True,
+            )
     return times
 
 
@@ -190,5 +197,5 @@ def _plot(result: dict, ax) -> None:
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--rounds", type=int, default=30)
+    parser.add_argument("--rounds", type=int, default=20)
     main(parser.parse_args().rounds)

@@ -327,7 +327,7 @@ def raw_stub(target: str):
     )
 
 
-@settings(max_examples=40, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=40, deadline=None, derandomize=True, suppress_health_check=list(HealthCheck))
 @given(names=NAMED, messages=MESSAGES, documents=DOCUMENTS, raw=st.binary(max_size=64))
 def test_fuzzed_requests_get_clear_errors_and_the_server_keeps_serving(
     target, names, messages, documents, raw

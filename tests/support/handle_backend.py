@@ -25,5 +25,8 @@ class IngressHandleBackend:
         self, messages: Sequence[ChatMessage], options: SamplingOptions, tenant: str
     ) -> AsyncIterator[GenerationChunk]:
         stream = self._ingress.options(stream=True).chat_stream.remote(messages, options, tenant)
-        async for chunk in stream:
-            yield chunk
+        try:
+            async for chunk in stream:
+                yield chunk
+        finally:
+            stream.cancel()
