@@ -14,6 +14,12 @@ intrinsic call on its own fresh conversation (a unique tag at its start) right a
 conversation was prefilled where the call runs; the paths go in a shuffled order each
 round.
 
+Two figures per path: latency at the caller (p50/p99), and what the path adds around the
+engine work of the same call (the caller's time minus the time the call spent in the
+engine's intrinsic runner, which every path reports). The second is free of the
+engine-to-engine difference, which here is larger than what the gateway adds; the bar
+(gRPC adds at most 5% of the engine's p50) is judged on it.
+
     python -m bench.gateway_overhead [--rounds 20]
 """
 
@@ -30,6 +36,7 @@ from pathlib import Path
 
 from alora_serve.client import AloraClient
 from alora_serve.engine import Engine, EngineConfig
+from alora_serve.gateway.auth import ANONYMOUS_TENANT
 from alora_serve.gateway.config import GatewayConfig
 from alora_serve.intrinsics.call import IntrinsicsCall
 from alora_serve.intrinsics.catalog import Catalog
@@ -44,7 +51,7 @@ from tests.support.conversations import rag_request
 
 CONVERSATION_TOKENS = 2048
 INTRINSIC = "answerability"
-TENANT = "bench"
+TENANT = ANONYMOUS_TENANT  # the gateway runs without tokens: every call is this tenant
 ENGINE = EngineConfig(max_model_len=4096, kv_cache_gib=0.5, kv_store_gib=0.5)
 PATHS = ("engine", "serve handle", "gRPC")
 WARMUP_ROUNDS = 2
@@ -71,16 +78,20 @@ class Paths:
             call = IntrinsicsCall(intrinsics=[INTRINSIC], request=request, tenant=TENANT)
             self._ingress.prefill.remote(call).result()
 
-    def timed(self, path: str, request) -> float:
+    def timed(self, path: str, request) -> tuple[float, float]:
+        """(seconds at the caller, seconds in the engine's runner) of one call."""
         started = time.perf_counter()
         if path == "engine":
-            self._on_loop(self._runner.run_many([INTRINSIC], request, TENANT))
+            (result,) = self._on_loop(self._runner.run_many([INTRINSIC], request, TENANT))
+            inside = result.seconds
         elif path == "serve handle":
             call = IntrinsicsCall(intrinsics=[INTRINSIC], request=request, tenant=TENANT)
-            self._ingress.run_many.remote(call).result()
+            (result,) = self._ingress.run_many.remote(call).result()
+            inside = result.seconds
         else:
-            self._client.run_intrinsic(INTRINSIC, *_client_inputs(request))
-        return time.perf_counter() - started
+            result = self._client.run_intrinsic(INTRINSIC, *_client_inputs(request))
+            inside = result.timings.worker.ToNanoseconds() / 1e9
+        return time.perf_counter() - started, inside
 
     def _on_loop(self, coroutine):
         return self._loop.run_until_complete(coroutine)
@@ -91,10 +102,10 @@ def _client_inputs(request) -> tuple[list[tuple[str, str]], list[dict]]:
     return messages, [{"doc_id": d.doc_id, "text": d.text} for d in request.documents]
 
 
-def measure(paths: Paths, request, rounds: int) -> dict[str, list[float]]:
+def measure(paths: Paths, request, rounds: int) -> dict[str, list[tuple[float, float]]]:
     """Every timed call is the first intrinsic call on its own fresh conversation, right
     after that conversation's prefill: no path gains or loses from going first."""
-    times: dict[str, list[float]] = {p: [] for p in PATHS}
+    times: dict[str, list[tuple[float, float]]] = {p: [] for p in PATHS}
     shuffled = random.Random(0)
     for round_ in range(-WARMUP_ROUNDS, rounds):
         order = list(PATHS)
@@ -102,21 +113,34 @@ def measure(paths: Paths, request, rounds: int) -> dict[str, list[float]]:
         for path in order:
             conversation = fresh(request, f"{path} {round_}")
             paths.prefill(path, conversation)
-            seconds = paths.timed(path, conversation)
+            timed = paths.timed(path, conversation)
             if round_ >= 0:
-                times[path].append(seconds)
+                times[path].append(timed)
         if round_ >= 0:
             print(
                 f"  round {round_ + 1}/{rounds}: "
-                + ", ".join(f"{p}: {times[p][-1] * 1000:.0f} ms" for p in PATHS),
+                + ", ".join(f"{p}: {times[p][-1][0] * 1000:.0f} ms" for p in PATHS),
                 flush=True,
             )
     return times
 
 
-def summary(samples: list[float]) -> dict[str, float]:
-    cuts = statistics.quantiles(samples, n=100, method="inclusive")
-    return {"p50_s": statistics.median(samples), "p99_s": cuts[98], "all_s": samples}
+def summary(timed: list[tuple[float, float]]) -> dict:
+    """Latency at the caller, and what the path added on top of the engine work of the
+    same call (caller's time minus the time in the engine's runner)."""
+    samples = [outside for outside, _ in timed]
+    added = [outside - inside for outside, inside in timed]
+    return {
+        "p50_s": statistics.median(samples),
+        "p99_s": _p99(samples),
+        "added_p50_ms": statistics.median(added) * 1000,
+        "added_p99_ms": _p99(added) * 1000,
+        "all_s": samples,
+    }
+
+
+def _p99(samples: list[float]) -> float:
+    return statistics.quantiles(samples, n=100, method="inclusive")[98]
 
 
 def main(rounds: int) -> None:
@@ -160,7 +184,10 @@ def main(rounds: int) -> None:
         }
         for path in PATHS[1:]
     }
-    grpc_fraction = overhead["gRPC"]["p50_ms"] / 1000 / engine_p50
+    # Two engines differ by more than the gateway adds, so the bar uses the same-call
+    # figure: what the path adds around the engine work of that very call.
+    added = results["gRPC"]["added_p50_ms"] - results["engine"]["added_p50_ms"]
+    grpc_fraction = added / 1000 / engine_p50
     write_report(
         "gateway_overhead",
         {
@@ -169,6 +196,7 @@ def main(rounds: int) -> None:
             "paths": results,
             "overhead": overhead,
             "bars": {
+                "grpc_p50_added_ms": added,
                 "grpc_p50_overhead_fraction": grpc_fraction,
                 "bar": BAR,
                 "met": grpc_fraction <= BAR,

@@ -55,3 +55,21 @@ def test_scaling_becomes_serve_options_and_autoscaling_is_validated() -> None:
         Scaling(autoscaling={"min_replicas": 4, "max_replicas": 1})
     with pytest.raises(ValidationError, match="extra"):
         TopologyConfig.model_validate({"topology": "colocated", "replicas": 3})
+
+
+def test_the_embedded_topology_serves_grpc_and_flags_override_only_what_is_given() -> None:
+    embedded = load_topology()
+    assert embedded.gateway is not None and embedded.gateway.port == 50051
+    same = embedded.with_gateway_address(None, None)
+    assert same.gateway == embedded.gateway
+    moved = embedded.with_gateway_address(None, 6000)
+    assert (moved.gateway.host, moved.gateway.port) == (embedded.gateway.host, 6000)
+    with pytest.raises(ValidationError, match="port"):
+        embedded.with_gateway_address("0.0.0.0", 70000)
+    assert TopologyConfig().with_gateway_address("::", 1).gateway is None  # no gateway
+
+
+def test_every_deployment_waits_out_the_gateway_s_grace_on_shutdown() -> None:
+    assert TopologyConfig().shutdown_timeout_s == 20.0  # Serve's default
+    long_grace = {"gateway": {"shutdown_grace_s": 60}}
+    assert TopologyConfig.model_validate(long_grace).shutdown_timeout_s == 70.0
