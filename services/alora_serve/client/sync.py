@@ -10,9 +10,10 @@ import grpc
 from alora.v1 import intrinsics_pb2 as pb
 from alora.v1 import intrinsics_pb2_grpc
 
-from alora_serve.client import channel as ch
-from alora_serve.client.channel import ClientCore, ClientTLS, DocumentLike, MessageLike
+from alora_serve.client import requests as rq
+from alora_serve.client.channel import ClientCore, ClientTLS
 from alora_serve.client.errors import AloraError
+from alora_serve.client.requests import DocumentLike, MessageLike
 
 
 class AloraClient:
@@ -46,7 +47,7 @@ class AloraClient:
         self._channel.close()
 
     def list_intrinsics(self, *, timeout_s: float | None = None) -> list[pb.IntrinsicInfo]:
-        response = self._unary(self._stub.ListIntrinsics, ch.list_request(), timeout_s)
+        response = self._unary(self._stub.ListIntrinsics, rq.list_request(), timeout_s)
         return list(response.intrinsics)
 
     def run_intrinsic(
@@ -58,7 +59,7 @@ class AloraClient:
         *,
         timeout_s: float | None = None,
     ) -> pb.IntrinsicResult:
-        request = ch.run_intrinsic_request(intrinsic, messages, documents, arguments)
+        request = rq.run_intrinsic_request(intrinsic, messages, documents, arguments)
         return self._unary(self._stub.RunIntrinsic, request, timeout_s)
 
     def run_intrinsics(
@@ -71,7 +72,7 @@ class AloraClient:
         timeout_s: float | None = None,
     ) -> list[pb.IntrinsicResult]:
         """Results in the order of ``intrinsics``; ``arguments``: name -> its arguments."""
-        request = ch.run_intrinsics_request(intrinsics, messages, documents, arguments)
+        request = rq.run_intrinsics_request(intrinsics, messages, documents, arguments)
         return list(self._unary(self._stub.RunIntrinsics, request, timeout_s).results)
 
     def generate(
@@ -86,7 +87,7 @@ class AloraClient:
     ) -> Iterator[pb.GenerateChunk]:
         """The assistant turn as it is generated (the deadline covers the whole stream).
         The call starts on the first ``next``; closing the iterator cancels it."""
-        request = ch.generate_request(
+        request = rq.generate_request(
             messages, max_tokens=max_tokens, temperature=temperature, top_p=top_p, seed=seed
         )
         return self._stream(request, self._core.timeout(timeout_s))
@@ -101,7 +102,7 @@ class AloraClient:
     ) -> int:
         """Prompt tokens of the conversation (with the intrinsics' instructions) whose base KV
         is now kept."""
-        request = ch.prefill_request(intrinsics, messages, documents)
+        request = rq.prefill_request(intrinsics, messages, documents)
         response = self._unary(self._stub.PrefillConversation, request, timeout_s)
         return response.kept_prompt_tokens
 
