@@ -28,7 +28,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import random
-import socket
 import statistics
 import tempfile
 import time
@@ -47,7 +46,8 @@ from alora_serve.topology.app import build_app
 from alora_serve.topology.config import TopologyConfig
 from bench.intrinsics_composition import fresh
 from bench.report import write_report
-from tests.support.conversations import rag_request
+from tests.support.conversations import client_inputs, rag_request
+from tests.support.network import free_port
 
 CONVERSATION_TOKENS = 2048
 INTRINSIC = "answerability"
@@ -56,12 +56,6 @@ ENGINE = EngineConfig(max_model_len=4096, kv_cache_gib=0.5, kv_store_gib=0.5)
 PATHS = ("engine", "serve handle", "gRPC")
 WARMUP_ROUNDS = 2
 BAR = 0.05  # p50 overhead of gRPC over the engine API, as a fraction of the engine's p50
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 class Paths:
@@ -89,17 +83,12 @@ class Paths:
             (result,) = self._ingress.run_many.remote(call).result()
             inside = result.seconds
         else:
-            result = self._client.run_intrinsic(INTRINSIC, *_client_inputs(request))
+            result = self._client.run_intrinsic(INTRINSIC, *client_inputs(request))
             inside = result.timings.worker.ToNanoseconds() / 1e9
         return time.perf_counter() - started, inside
 
     def _on_loop(self, coroutine):
         return self._loop.run_until_complete(coroutine)
-
-
-def _client_inputs(request) -> tuple[list[tuple[str, str]], list[dict]]:
-    messages = [(m.role, m.content) for m in request.messages]
-    return messages, [{"doc_id": d.doc_id, "text": d.text} for d in request.documents]
 
 
 def measure(paths: Paths, request, rounds: int) -> dict[str, list[tuple[float, float]]]:

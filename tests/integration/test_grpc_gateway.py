@@ -8,7 +8,6 @@ fuzzed requests, many concurrent clients, cancellation, TLS, graceful shutdown (
 from __future__ import annotations
 
 import asyncio
-import socket
 import time
 
 import grpc
@@ -27,7 +26,8 @@ from alora_serve.intrinsics.synthetic_library import make_library
 from alora_serve.model import resolve_model
 from alora_serve.topology.app import build_app
 from alora_serve.topology.config import Scaling, TopologyConfig
-from tests.support.conversations import rag_request
+from tests.support.conversations import client_inputs, rag_request
+from tests.support.network import free_port
 
 pytestmark = pytest.mark.engine
 
@@ -41,12 +41,6 @@ TOKENS = {
 MAX_IN_FLIGHT = 6
 MAX_MODEL_LEN = 4096
 Code = grpc.StatusCode
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -85,10 +79,7 @@ def client(target: str, tenant: str = "acme", **options) -> AloraClient:
 
 
 def conversation(tokenizer, tokens: int, skip: int) -> tuple[list[tuple[str, str]], list[dict]]:
-    request = rag_request(tokenizer, tokens, skip=skip)
-    messages = [(m.role, m.content) for m in request.messages]
-    documents = [{"doc_id": d.doc_id, "text": d.text} for d in request.documents]
-    return messages, documents
+    return client_inputs(rag_request(tokenizer, tokens, skip=skip))
 
 
 def handle(name: str):
@@ -139,7 +130,7 @@ async def test_grpc_results_equal_the_serving_layer_s(target, tokenizer):
     from alora_serve.intrinsics.call import IntrinsicsCall
 
     request = rag_request(tokenizer, 500, skip=51)
-    messages, documents = conversation(tokenizer, 500, skip=51)
+    messages, documents = client_inputs(request)
     with client(target) as acme:
         over_grpc = acme.run_intrinsics(["answerability", "uncertainty"], messages, documents)
     call = IntrinsicsCall(intrinsics=["answerability", "uncertainty"], request=request)

@@ -7,12 +7,13 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
 
 import pytest
+
+from tests.support.network import free_port
 
 pytestmark = pytest.mark.engine
 
@@ -32,12 +33,6 @@ def _read_until(process: subprocess.Popen, pattern: str, timeout_s: float) -> re
         if match := re.search(pattern, line):
             return match
     raise AssertionError(f"no line matching {pattern!r}; output was:\n{''.join(seen[-40:])}")
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_serve_runs_intrinsics_and_chat_and_stops_cleanly() -> None:

@@ -74,3 +74,9 @@ def rag_request(tokenizer, target_tokens: int, skip: int = 0, arguments: dict | 
         if text:
             documents.append(Document(doc_id=str(context["document_id"]), text=text))
     return IntrinsicRequest(messages=turns, documents=documents, arguments=arguments or {})
+
+
+def client_inputs(request) -> tuple[list[tuple[str, str]], list[dict[str, str]]]:
+    """An IntrinsicRequest as the SDK takes it: (role, content) messages, document dicts."""
+    messages = [(m.role, m.content) for m in request.messages]
+    return messages, [{"doc_id": d.doc_id, "text": d.text} for d in request.documents]

@@ -5,8 +5,8 @@ import contextlib
 import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
-from alora_serve.gateway.admission import Admission
-from alora_serve.gateway.failures import OverloadedError, to_call_error
+from alora_serve.gateway.admission import Admission, OverloadedError
+from alora_serve.gateway.failures import to_call_error
 from alora_serve.gateway.metrics import GatewayCollector
 
 

@@ -14,8 +14,9 @@ from ray.serve.exceptions import BackPressureError
 from alora_serve.disagg.leases import TooManyLeasesError
 from alora_serve.disagg.remote_prefixes import PrefillUnavailableError
 from alora_serve.engine.errors import PromptTooLongError
+from alora_serve.gateway.admission import OverloadedError
 from alora_serve.gateway.auth import AuthenticationError, PermissionDeniedError
-from alora_serve.gateway.failures import RETRY_AFTER_S, OverloadedError, to_call_error
+from alora_serve.gateway.failures import RETRY_AFTER_S, to_call_error
 from alora_serve.gateway.status import DETAILS_KEY, DOMAIN, CallError
 from alora_serve.intrinsics.catalog import UnknownIntrinsicError
 from alora_serve.intrinsics.rewrite import IntrinsicInputError, IntrinsicRequest

@@ -8,7 +8,9 @@ import contextlib
 from collections import Counter
 from collections.abc import Iterator
 
-from alora_serve.gateway.failures import OverloadedError
+
+class OverloadedError(Exception):
+    """The gateway serves as many calls as it may; this one was refused."""
 
 
 class Admission:

@@ -22,6 +22,7 @@ from ray.serve.exceptions import (
 from alora_serve.disagg.leases import TooManyLeasesError
 from alora_serve.disagg.remote_prefixes import PrefillUnavailableError
 from alora_serve.engine.errors import PromptTooLongError
+from alora_serve.gateway.admission import OverloadedError
 from alora_serve.gateway.auth import AuthenticationError, PermissionDeniedError
 from alora_serve.gateway.status import CallError
 from alora_serve.intrinsics.catalog import UnknownIntrinsicError
@@ -33,10 +34,6 @@ from alora_serve.topology.errors import WorkerUnavailableError
 RETRY_AFTER_S = 1.0
 logger = logging.getLogger(__name__)
 Code = grpc.StatusCode
-
-
-class OverloadedError(Exception):
-    """The gateway serves as many calls as it may; this one was refused."""
 
 
 def to_call_error(exc: BaseException) -> CallError:
