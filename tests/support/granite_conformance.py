@@ -1,4 +1,4 @@
-"""IBM's granite-common intrinsic test data (shared/data/granite-intrinsics-conformance)."""
+"""IBM's granite-common intrinsic test data (tests/data/granite-intrinsics-conformance)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ from typing import Any
 
 from alora_serve.intrinsics.io_config import IOConfig, load_io_config
 from alora_serve.intrinsics.rewrite import Document, IntrinsicRequest
-from tests.support.conversations import SHARED
+from tests.support.conversations import DATA as TEST_DATA
 
-DATA = SHARED / "data" / "granite-intrinsics-conformance"
+DATA = TEST_DATA / "granite-intrinsics-conformance"
 
 # input_json/<name> -> (io.yaml, input_args/<file> or None, test_canned_input/<case>)
 REWRITE_CASES = {
