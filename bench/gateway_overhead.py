@@ -77,11 +77,11 @@ class Paths:
         started = time.perf_counter()
         if path == "engine":
             (result,) = self._on_loop(self._runner.run_many([INTRINSIC], request, TENANT))
-            inside = result.seconds
+            inside = result.timings.worker_s
         elif path == "serve handle":
             call = IntrinsicsCall(intrinsics=[INTRINSIC], request=request, tenant=TENANT)
             (result,) = self._ingress.run_many.remote(call).result()
-            inside = result.seconds
+            inside = result.timings.worker_s
         else:
             result = self._client.run_intrinsic(INTRINSIC, *client_inputs(request))
             inside = result.timings.worker.ToNanoseconds() / 1e9

@@ -94,7 +94,7 @@ async def test_user_text_cannot_open_a_role_or_invoke_an_adapter(runner, engine)
     assert call.adapter_start == len(call.prompt) - len(invocation)
     text = engine.tokenizer.decode(call.prompt)
     assert injected in text  # the characters reach the model unchanged
-    result = await runner.execute(call, tenant="t")
+    (result,) = await runner.run_many(["answerability"], request, tenant="t")
     assert 0.0 <= result.result["answerability_likelihood"] <= 1.0
 
 

@@ -15,7 +15,10 @@ class IngressHandleBackend:
     def __init__(self, ingress) -> None:  # a DeploymentHandle of IntrinsicsIngress
         self._ingress = ingress
 
-    async def run_many(self, call: IntrinsicsCall) -> list[IntrinsicResult]:
+    async def run_many(
+        self, call: IntrinsicsCall, received_at: float | None = None
+    ) -> list[IntrinsicResult]:
+        # received_at is this process's clock: the remote ingress measures from arrival.
         return await self._ingress.run_many.remote(call)
 
     async def prefill(self, call: IntrinsicsCall) -> int:

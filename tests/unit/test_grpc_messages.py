@@ -6,7 +6,7 @@ from pydantic import ValidationError
 
 from alora_serve.engine.types import ChatMessage, GenerationChunk, SamplingOptions, Usage
 from alora_serve.intrinsics.rewrite import IntrinsicInputError
-from alora_serve.intrinsics.runner import IntrinsicResult
+from alora_serve.intrinsics.runner import IntrinsicResult, Timings
 from alora_serve.server.grpc_messages import (
     DEFAULT_MAX_TOKENS,
     call_from_pb,
@@ -61,10 +61,18 @@ def test_malformed_conversations_are_refused_naming_the_field() -> None:
     ],
 )
 def test_results_carry_json_typed_views_usage_and_timings(result, typed, value) -> None:
-    produced = IntrinsicResult(
-        name="x", result=result, raw_output="raw", usage=Usage(100, 90, 2), seconds=0.25
+    timings = Timings(
+        total_s=0.5,
+        queue_s=0.05,
+        base_kv_s=0.1,
+        adapter_prefill_s=0.15,
+        decode_s=0.04,
+        worker_s=0.4,
     )
-    message = result_to_pb(produced, total_s=0.5)
+    produced = IntrinsicResult(
+        name="x", result=result, raw_output="raw", usage=Usage(100, 90, 2), timings=timings
+    )
+    message = result_to_pb(produced)
     assert message.WhichOneof("typed") == typed
     if typed in ("answerability_likelihood", "certainty"):
         assert getattr(message, typed).value == value
@@ -74,8 +82,17 @@ def test_results_carry_json_typed_views_usage_and_timings(result, typed, value) 
 
     assert json_format.MessageToDict(message.result) == result
     assert (message.usage.prompt_tokens, message.usage.reused_prompt_tokens) == (100, 90)
-    assert message.timings.total.ToMilliseconds() == 500
-    assert message.timings.worker.ToMilliseconds() == 250
+    phases = ("queue", "base_kv", "adapter_prefill", "decode", "other")
+    milliseconds = {p: getattr(message.timings, p).ToMilliseconds() for p in phases}
+    assert milliseconds == {
+        "queue": 50,
+        "base_kv": 100,
+        "adapter_prefill": 150,
+        "decode": 40,
+        "other": 160,
+    }
+    assert sum(milliseconds.values()) == message.timings.total.ToMilliseconds() == 500
+    assert message.timings.worker.ToMilliseconds() == 400
 
 
 def test_catalog_entries_become_intrinsic_info() -> None:

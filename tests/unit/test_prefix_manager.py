@@ -40,9 +40,10 @@ async def test_missing_prefix_is_prefilled_once_then_reused() -> None:
     tokens = list(range(10))
     async with prefixes.leased(tokens, "t") as lease:
         assert lease.num_tokens == 10 and len(lease.slots) == 3
+        assert lease.computed_tokens == 10  # computed to grant it
         assert prefixes.store.pool.stats().pinned_blocks == 3
-    async with prefixes.leased(tokens, "t"):
-        pass
+    async with prefixes.leased(tokens, "t") as again:
+        assert again.computed_tokens == 0  # found stored
     assert prefill.calls == [(10, (0, 1, 2))]
     assert prefill.tenants == ["t"]
     assert (prefixes.fills, prefixes.filled_tokens) == (1, 10)

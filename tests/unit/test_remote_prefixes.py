@@ -36,7 +36,8 @@ class FakePrefill:
         self.leases[lease_id] = None
         self.active += 1
         order = LoadOrder(len(tokens), (0, 1, 2), (7, 8, 9), arena="/dev/shm/prefill")
-        return LeaseGrant(lease_id, order, self.host, self.fingerprint)
+        # As if the service computed the whole prefix for this lease.
+        return LeaseGrant(lease_id, order, self.host, self.fingerprint, len(tokens))
 
     async def release(self, lease_id: int, unusable: bool = False) -> None:
         self.leases[lease_id] = unusable
@@ -68,7 +69,9 @@ async def test_same_host_holders_of_one_prefix_share_one_lease(arena) -> None:
     async with remote.leased(TOKENS, "t") as outer:
         assert outer.load_order().arena == "/dev/shm/prefill"
         async with remote.leased(TOKENS, "t") as inner:
-            assert inner is outer
+            assert inner.lease_id == outer.lease_id
+            # The acquirer's lease computed the prefix; a joiner found it.
+            assert (outer.computed_tokens, inner.computed_tokens) == (len(TOKENS), 0)
         await asyncio.gather(*(hold(remote) for _ in range(3)))
         assert prefill.active == 1
     assert prefill.active == 0 and list(prefill.leases) == [1]

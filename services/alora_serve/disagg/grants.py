@@ -17,6 +17,7 @@ class LeaseGrant:
     order: LoadOrder
     host: str
     fingerprint: KVFingerprint
+    computed_tokens: int = 0  # of the prefix, computed by the service to grant this lease
 
     def load_order(self) -> LoadOrder:
         return self.order

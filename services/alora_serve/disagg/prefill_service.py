@@ -52,7 +52,8 @@ class PrefillService:
         lease = await self.engine.prefixes.acquire(list(tokens), tenant)
         lease_id = self._leases.add(lease)
         order = dataclasses.replace(lease.load_order(), arena=self.engine.arena.spec.path)
-        return LeaseGrant(lease_id, order, self.host, self.engine.kv_fingerprint())
+        fingerprint = self.engine.kv_fingerprint()
+        return LeaseGrant(lease_id, order, self.host, fingerprint, lease.computed_tokens)
 
     async def release(self, lease_id: int, unusable: bool = False) -> None:
         """Unpin; ``unusable``: a reader found the bytes bad, so they are dropped."""

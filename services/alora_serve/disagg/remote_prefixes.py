@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
@@ -55,6 +56,7 @@ class TransferCounts:
     pulled_bytes: int = 0
     local_hits: int = 0  # calls served from blocks pulled earlier
     recomputed: int = 0  # fills computed here because the prefill service failed
+    recomputed_tokens: int = 0  # base-model prompt tokens those fills computed here
 
 
 Release = Callable[[bool], Awaitable[None]]  # argument: the bytes proved unusable
@@ -102,6 +104,8 @@ class RemotePrefixes:
             if acquiring:
                 await self._acquire_for(holding, key, tokens, tenant)
             held, _ = await asyncio.shield(holding.acquired)
+            if not acquiring:  # what the acquirer computed, this holder found
+                held = dataclasses.replace(held, computed_tokens=0)
             try:
                 yield held
             except KVLoadError:
@@ -163,8 +167,10 @@ class RemotePrefixes:
             raise
         except Exception as exc:
             self._require_recompute(exc)
+            computed = await self.recompute(tokens, order, tenant)
             self.counts.recomputed += 1
-            return await self.recompute(tokens, order, tenant)
+            self.counts.recomputed_tokens += computed
+            return computed
 
     def _require_recompute(self, cause: Exception) -> None:
         if self.recompute is None:
@@ -184,7 +190,7 @@ class RemotePrefixes:
         self.arena.write_slots(order.slots, order.tags, blocks)
         self.counts.pulled_blocks += len(order.blocks)
         self.counts.pulled_bytes += blocks.numel() * blocks.element_size()
-        return 0  # nothing computed here
+        return grant.computed_tokens  # computed for this call, by the prefill service
 
     async def _lease(self, tokens: Sequence[int], tenant: str) -> LeaseGrant:
         grant = await self.prefill.lease(list(tokens), tenant)

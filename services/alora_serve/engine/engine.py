@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import dataclasses
 import logging
+import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
@@ -36,8 +37,14 @@ from alora_serve.engine.errors import (
     RequestFailedError,
     UnknownAdapterError,
 )
-from alora_serve.engine.prefixes import PrefixManager, PrefixSource
-from alora_serve.engine.types import ChatMessage, Generation, GenerationChunk, SamplingOptions
+from alora_serve.engine.prefixes import HoldsPrefix, PrefixManager, PrefixSource
+from alora_serve.engine.types import (
+    ChatMessage,
+    Generation,
+    GenerationChunk,
+    Phases,
+    SamplingOptions,
+)
 from alora_serve.kv.arena import ArenaSpec, SlotArena, arena_path
 from alora_serve.kv.block_pool import BlockPool, PoolStats
 from alora_serve.kv.fingerprint import KVFingerprint
@@ -172,6 +179,7 @@ class Engine:
                 f"the prompt does not contain the invocation sequence {invocation!r} of "
                 f"aLoRA adapter {adapter!r}; append it where the adapter should take over"
             )
+        began = time.perf_counter()
         try:
             return await self._invoke_alora(loaded, prompt, start, options, tenant)
         except KVLoadError:
@@ -179,29 +187,36 @@ class Engine:
             # (never served): the retry recomputes them with the base model.
             self.kv_load_retries += 1
             logger.warning("prefix KV for %r failed verification; recomputing", adapter)
-            return await self._invoke_alora(loaded, prompt, start, options, tenant)
+            lost = time.perf_counter() - began  # spent on base KV that proved unusable
+            result = await self._invoke_alora(loaded, prompt, start, options, tenant)
+            phases = dataclasses.replace(result.phases, base_kv_s=result.phases.base_kv_s + lost)
+            return dataclasses.replace(result, phases=phases)
 
     @contextlib.asynccontextmanager
-    async def holding(self, prefixes: Sequence[Sequence[int]], tenant: str = DEFAULT_TENANT):
+    async def holding(
+        self, prefixes: Sequence[Sequence[int]], tenant: str = DEFAULT_TENANT
+    ) -> AsyncIterator[dict[tuple[int, ...], HoldsPrefix]]:
         """Hold the base KV of several prefixes (computing what is missing, each block
-        once, fills of different blocks together) while calls that start with them run.
+        once, fills of different blocks together) while calls that start with them run;
+        yields each prefix's lease (which says how many of its tokens it computed).
         Computing them all before any of those calls starts keeps the base model's
         prefill steps from slowing down the calls' short decode steps."""
-        leases: list[contextlib.AbstractAsyncContextManager] = []
+        held: dict[tuple[int, ...], HoldsPrefix] = {}
+        entered: list[contextlib.AbstractAsyncContextManager] = []
 
         async def take(tokens: Sequence[int]) -> None:
             lease = self.prefix_source.leased(tokens, tenant)
-            await lease.__aenter__()
-            leases.append(lease)
+            held[tuple(tokens)] = await lease.__aenter__()
+            entered.append(lease)
 
         try:
             outcomes = await asyncio.gather(*map(take, prefixes), return_exceptions=True)
             failures = [o for o in outcomes if isinstance(o, BaseException)]
             if failures:
                 raise failures[0]
-            yield
+            yield held
         finally:
-            for lease in reversed(leases):
+            for lease in reversed(entered):
                 await lease.__aexit__(None, None, None)
 
     async def compute_base_kv(self, prefix: Sequence[int], order: SaveOrder, tenant: str) -> int:
@@ -258,14 +273,25 @@ class Engine:
         options: SamplingOptions,
         tenant: str,
     ) -> Generation:
+        asked = time.perf_counter()
         async with self.prefix_source.leased(prompt[:start], tenant) as lease:
-            return await self._run(
+            base_kv_s = time.perf_counter() - asked
+            result = await self._run(
                 prompt,
                 options,
                 loaded.lora_request,
                 kv_params=to_params(lease.load_order()),
                 cache_salt=_tenant_salt(tenant),
             )
+        # vLLM counts the supplied [0, s) as cached; what the lease computed for this call
+        # was not found but made.
+        usage = result.usage
+        reused = max(0, usage.reused_prompt_tokens - lease.computed_tokens)
+        return dataclasses.replace(
+            result,
+            usage=dataclasses.replace(usage, reused_prompt_tokens=reused),
+            phases=dataclasses.replace(result.phases, base_kv_s=base_kv_s),
+        )
 
     def _require_base_model(self, task: str) -> None:
         if self.merged:
@@ -282,18 +308,25 @@ class Engine:
         kv_params: dict | None = None,
         cache_salt: str | None = None,
     ) -> Generation:
-        final, determined = None, None
+        final, determined, first_at = None, None, None
+        submitted = time.perf_counter()
         async with self._generating(prompt, options, lora_request, kv_params, cache_salt) as stream:
             async for output in stream:
                 final = output
+                first_at = first_at or time.perf_counter()
                 if options.stop_when_determined:
                     determined = determined_output(options.json_schema, output.outputs[0].text)
                     if determined is not None:
                         break
+        done = time.perf_counter()
+        first_at = first_at or done
+        phases = Phases(prefill_s=first_at - submitted, decode_s=done - first_at)
         if determined is not None:
             result = vllm_glue.to_generation(final)
-            return dataclasses.replace(result, text=determined, finish_reason="stop")
-        return _finished(final, kv_params)
+            result = dataclasses.replace(result, text=determined, finish_reason="stop")
+        else:
+            result = _finished(final, kv_params)
+        return dataclasses.replace(result, phases=phases)
 
     @contextlib.asynccontextmanager
     async def _generating(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Protocol
 
@@ -13,11 +14,19 @@ from alora_serve.kv.orders import LoadOrder, SaveOrder
 from alora_serve.kv.prefix_store import FillPlan, PrefixLease, PrefixStore
 
 # Writes the base KV of a tenant's prefix into the slots of a save order (by computing it,
-# or by pulling it from another engine); returns the prompt tokens it computed.
+# or by pulling it from another engine); returns the prompt tokens computed for it (here or,
+# for a pull, by the engine it came from).
 Fill = Callable[[Sequence[int], SaveOrder, str], Awaitable[int]]
 
 
 class HoldsPrefix(Protocol):
+    """Base KV of a prefix, pinned while held."""
+
+    @property
+    def computed_tokens(self) -> int:
+        """Tokens of the prefix computed to grant this lease (0: all were found stored)."""
+        ...
+
     def load_order(self) -> LoadOrder: ...
 
 
@@ -37,7 +46,7 @@ class PrefixManager:
         self._fill = fill
         self._pending: dict[BlockKey, asyncio.Event] = {}  # keys a fill is computing now
         self.fills = 0
-        self.filled_tokens = 0  # prompt tokens the base model computed for fills
+        self.filled_tokens = 0  # prompt tokens computed for fills (here, or where pulled from)
 
     @contextlib.asynccontextmanager
     async def leased(
@@ -97,4 +106,4 @@ class PrefixManager:
                 done.set()
         self.fills += 1
         self.filled_tokens += computed
-        return self.store.commit(plan)
+        return dataclasses.replace(self.store.commit(plan), computed_tokens=computed)

@@ -41,6 +41,11 @@ class SamplingOptions(BaseModel):
 
 @dataclass(frozen=True)
 class Usage:
+    """What a request cost: ``reused_prompt_tokens`` had their KV already computed when
+    the call began (vLLM's cache, the KV store, the prefill service); every other prompt
+    token was computed for this call, wherever that happened (for an aLoRA call, its base
+    prefix may have been computed by a separate base request first)."""
+
     prompt_tokens: int
     reused_prompt_tokens: int
     generated_tokens: int
@@ -67,12 +72,22 @@ class StepLogprobs:
 
 
 @dataclass(frozen=True)
+class Phases:
+    """Where a request's time went in the engine, in seconds."""
+
+    base_kv_s: float = 0.0  # getting the base KV of [0, s) of an aLoRA call (and making it)
+    prefill_s: float = 0.0  # submitted to vLLM -> first token (vLLM's queue, then prefill)
+    decode_s: float = 0.0  # first token -> last
+
+
+@dataclass(frozen=True)
 class Generation:
     text: str
     token_ids: tuple[int, ...]
     finish_reason: str | None
     usage: Usage
     logprobs: tuple[StepLogprobs, ...] | None = None
+    phases: Phases = Phases()
 
 
 @dataclass(frozen=True)

@@ -66,7 +66,7 @@ class PipelineResult:
                     "prompt_tokens": step.usage.prompt_tokens,
                     "reused_prompt_tokens": step.usage.reused_prompt_tokens,
                     "generated_tokens": step.usage.generated_tokens,
-                    "seconds": round(step.seconds, 3),
+                    "seconds": round(step.timings.total_s, 3),
                 }
                 for name, step in self.steps.items()
             },

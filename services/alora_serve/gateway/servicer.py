@@ -29,7 +29,9 @@ from alora_serve.server import grpc_messages as convert
 class IntrinsicsBackend(Protocol):
     """What the gateway routes to (the topology's ingress)."""
 
-    async def run_many(self, call: IntrinsicsCall) -> list[IntrinsicResult]: ...
+    async def run_many(
+        self, call: IntrinsicsCall, received_at: float | None = None
+    ) -> list[IntrinsicResult]: ...
 
     async def prefill(self, call: IntrinsicsCall) -> int: ...
 
@@ -57,15 +59,18 @@ class IntrinsicsServicer(intrinsics_pb2_grpc.IntrinsicsServicer):
             return pb.ListIntrinsicsResponse(intrinsics=allowed)
 
     async def RunIntrinsic(self, request, context) -> pb.IntrinsicResult:
+        received_at = time.perf_counter()
         async with self._serving("RunIntrinsic", context) as principal:
             call = convert.single_call_from_pb(request, principal.tenant)
-            (result,) = await self._run(call, principal)
+            (result,) = await self._run(call, principal, received_at)
             return result
 
     async def RunIntrinsics(self, request, context) -> pb.RunIntrinsicsResponse:
+        received_at = time.perf_counter()
         async with self._serving("RunIntrinsics", context) as principal:
             call = convert.call_from_pb(request, principal.tenant)
-            return pb.RunIntrinsicsResponse(results=await self._run(call, principal))
+            results = await self._run(call, principal, received_at)
+            return pb.RunIntrinsicsResponse(results=results)
 
     async def PrefillConversation(self, request, context) -> pb.PrefillConversationResponse:
         async with self._serving("PrefillConversation", context) as principal:
@@ -84,12 +89,12 @@ class IntrinsicsServicer(intrinsics_pb2_grpc.IntrinsicsServicer):
                 async for chunk in stream:
                     await context.write(convert.chunk_to_pb(chunk))
 
-    async def _run(self, call: IntrinsicsCall, principal: Principal) -> list[pb.IntrinsicResult]:
+    async def _run(
+        self, call: IntrinsicsCall, principal: Principal, received_at: float
+    ) -> list[pb.IntrinsicResult]:
         principal.authorize(call.intrinsics)
-        started = time.perf_counter()
-        results = await self._backend.run_many(call)
-        total = time.perf_counter() - started
-        return [convert.result_to_pb(result, total) for result in results]
+        results = await self._backend.run_many(call, received_at)
+        return [convert.result_to_pb(result) for result in results]
 
     @contextlib.asynccontextmanager
     async def _serving(

@@ -4,6 +4,7 @@ processing; several intrinsics on one conversation share its base prefix."""
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import math
 import time
 from collections.abc import Mapping, Sequence
@@ -11,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from alora_serve.engine import Engine
+from alora_serve.engine.prefixes import HoldsPrefix
 from alora_serve.engine.types import Generation, SamplingOptions, Usage
 from alora_serve.intrinsics.catalog import Catalog, Intrinsic
 from alora_serve.intrinsics.output import OutputParseError, process_output
@@ -36,12 +38,33 @@ class IntrinsicOutputError(RuntimeError):
 
 
 @dataclass(frozen=True)
+class Timings:
+    """Where a result's time went, in seconds; the phases add up to ``total_s``, the
+    whole call as its caller saw it (a call of several intrinsics ends when its slowest
+    intrinsic does, so they share ``total_s``, ``queue_s`` and ``base_kv_s``)."""
+
+    total_s: float = 0.0
+    queue_s: float = 0.0  # before and after the worker: admission, routing, transport
+    base_kv_s: float = 0.0  # leasing the base KV of the call's prefixes, computing any missing
+    adapter_prefill_s: float = 0.0  # adapter request submitted -> first token
+    decode_s: float = 0.0  # first token -> last
+    worker_s: float = 0.0  # the whole call on the worker that ran this intrinsic
+
+    @property
+    def other_s(self) -> float:
+        """The rest: rendering, output processing, waiting for the call's other
+        intrinsics."""
+        phases = self.queue_s + self.base_kv_s + self.adapter_prefill_s + self.decode_s
+        return max(0.0, self.total_s - phases)
+
+
+@dataclass(frozen=True)
 class IntrinsicResult:
     name: str
     result: Any
     raw_output: str
     usage: Usage
-    seconds: float
+    timings: Timings
 
 
 @dataclass(frozen=True)
@@ -89,7 +112,8 @@ class IntrinsicRunner:
         return int(min(max(wanted, bound), limit - prompt_tokens))
 
     async def run(self, name: str, request: IntrinsicRequest, tenant: str) -> IntrinsicResult:
-        return await self.execute(self.prepare(name, request), tenant)
+        (result,) = await self.run_many([name], request, tenant)
+        return result
 
     async def run_many(
         self,
@@ -102,9 +126,17 @@ class IntrinsicRunner:
         computed first (the conversation once, each instruction once) and held while the
         adapters run, batched. ``arguments`` gives an intrinsic its own arguments
         (instead of ``request.arguments``)."""
+        started = time.perf_counter()
         calls = self._prepare_all(names, request, arguments or {})
-        async with self.engine.holding(_base_prefixes(calls), tenant):
-            return list(await asyncio.gather(*(self.execute(c, tenant) for c in calls)))
+        holding = time.perf_counter()
+        async with self.engine.holding(_base_prefixes(calls), tenant) as held:
+            base_kv_s = time.perf_counter() - holding
+            generations = await asyncio.gather(*(self._generate(c, tenant) for c in calls))
+        worker_s = time.perf_counter() - started
+        return [
+            self._result(call, generation, held, Timings(base_kv_s=base_kv_s, worker_s=worker_s))
+            for call, generation in zip(calls, generations, strict=True)
+        ]
 
     async def prefill(
         self,
@@ -143,8 +175,7 @@ class IntrinsicRunner:
             for name in names
         ]
 
-    async def execute(self, call: PreparedCall, tenant: str) -> IntrinsicResult:
-        started = time.perf_counter()
+    async def _generate(self, call: PreparedCall, tenant: str) -> Generation:
         name = call.intrinsic.name
         generation = await self.engine.invoke(name, call.prompt, call.options, tenant)
         if generation.finish_reason == "length":
@@ -152,6 +183,18 @@ class IntrinsicRunner:
                 f"{name!r} output reached its {call.options.max_tokens} token limit before "
                 "its JSON was complete; raise max_completion_tokens in its io.yaml"
             )
+        return generation
+
+    def _result(
+        self,
+        call: PreparedCall,
+        generation: Generation,
+        held: Mapping[tuple[int, ...], HoldsPrefix],
+        shared: Timings,
+    ) -> IntrinsicResult:
+        """The intrinsic's result, with its usage (what its held prefix computed was not
+        reused) and its timings (the call's shared phases plus its own)."""
+        name = call.intrinsic.name
         try:
             result = process_output(
                 call.intrinsic.config,
@@ -161,9 +204,19 @@ class IntrinsicRunner:
             )
         except (OutputParseError, TransformationError) as exc:
             raise IntrinsicOutputError(f"{name!r}: {exc}") from None
-        return IntrinsicResult(
-            name, result, generation.text, generation.usage, time.perf_counter() - started
+        lease = held.get(call.prompt[: call.adapter_start])
+        usage = generation.usage
+        reused = usage.reused_prompt_tokens - (lease.computed_tokens if lease else 0)
+        phases = generation.phases
+        timings = dataclasses.replace(
+            shared,
+            total_s=shared.worker_s,
+            base_kv_s=shared.base_kv_s + phases.base_kv_s,
+            adapter_prefill_s=phases.prefill_s,
+            decode_s=phases.decode_s,
         )
+        usage = dataclasses.replace(usage, reused_prompt_tokens=max(0, reused))
+        return IntrinsicResult(name, result, generation.text, usage, timings)
 
     def _render(self, rewritten: RewrittenRequest, generation_prompt: bool) -> list[int]:
         renderer = self.engine.renderer

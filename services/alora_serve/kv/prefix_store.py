@@ -17,6 +17,7 @@ class PrefixLease:
     keys: tuple[BlockKey, ...]
     slots: tuple[int, ...]
     num_tokens: int
+    computed_tokens: int = 0  # of these, computed to grant this lease (0: found stored)
 
     def load_order(self) -> LoadOrder:
         return LoadOrder(

@@ -11,7 +11,7 @@ from google.protobuf import json_format
 from alora_serve.engine.types import ChatMessage, GenerationChunk, SamplingOptions, Usage
 from alora_serve.intrinsics.call import IntrinsicsCall
 from alora_serve.intrinsics.rewrite import IntrinsicInputError, IntrinsicRequest
-from alora_serve.intrinsics.runner import IntrinsicResult
+from alora_serve.intrinsics.runner import IntrinsicResult, Timings
 
 DEFAULT_MAX_TOKENS = 256
 # Result fields of stable built-ins -> the typed view IntrinsicResult offers for them.
@@ -88,15 +88,14 @@ def chunk_to_pb(chunk: GenerationChunk) -> pb.GenerateChunk:
     return message
 
 
-def result_to_pb(result: IntrinsicResult, total_s: float) -> pb.IntrinsicResult:
+def result_to_pb(result: IntrinsicResult) -> pb.IntrinsicResult:
     message = pb.IntrinsicResult(
         intrinsic=result.name,
         raw_output=result.raw_output,
         usage=_usage_to_pb(result.usage),
+        timings=_timings_to_pb(result.timings),
     )
     json_format.ParseDict(result.result, message.result)
-    message.timings.total.FromNanoseconds(int(total_s * 1e9))
-    message.timings.worker.FromNanoseconds(int(result.seconds * 1e9))
     _set_typed_view(message, result.result)
     return message
 
@@ -123,6 +122,21 @@ def _set_typed_view(message: pb.IntrinsicResult, result: Any) -> None:
         getattr(message, _LIKELIHOODS[key]).value = float(value)
     elif key == "rewritten_question" and isinstance(value, str):
         message.rewritten_question = value
+
+
+def _timings_to_pb(timings: Timings) -> pb.Timings:
+    message = pb.Timings()
+    for field, seconds in (
+        ("total", timings.total_s),
+        ("worker", timings.worker_s),
+        ("queue", timings.queue_s),
+        ("base_kv", timings.base_kv_s),
+        ("adapter_prefill", timings.adapter_prefill_s),
+        ("decode", timings.decode_s),
+        ("other", timings.other_s),
+    ):
+        getattr(message, field).FromNanoseconds(round(seconds * 1e9))
+    return message
 
 
 def _usage_to_pb(usage: Usage) -> pb.Usage:

@@ -8,8 +8,10 @@ field, rather than a silently ignored option. The Ray Serve ingress
 
 from __future__ import annotations
 
+import dataclasses
 import time
 import uuid
+from typing import Any
 
 import grpc
 from fastapi import HTTPException
@@ -17,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from alora_serve.engine import ChatMessage, Generation, SamplingOptions
 from alora_serve.gateway.failures import to_call_error
+from alora_serve.intrinsics.runner import IntrinsicResult
 
 # One error mapping for both APIs: the gRPC status a failure gets, as an HTTP status.
 _HTTP_STATUS = {
@@ -70,6 +73,13 @@ def chat_completion(result: Generation, model_name: str) -> dict:
             "prompt_tokens_details": {"cached_tokens": usage.reused_prompt_tokens},
         },
     }
+
+
+def result_to_json(result: IntrinsicResult) -> dict[str, Any]:
+    """An intrinsic result as the HTTP API returns it (timings with their ``other_s``)."""
+    body = dataclasses.asdict(result)
+    body["timings"]["other_s"] = result.timings.other_s
+    return body
 
 
 def http_error(exc: BaseException) -> HTTPException:

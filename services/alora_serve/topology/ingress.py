@@ -7,7 +7,7 @@ import asyncio
 import dataclasses
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,7 +15,7 @@ from fastapi import FastAPI, Request
 from ray import serve
 from ray.exceptions import RayActorError
 from ray.serve.exceptions import ReplicaUnavailableError
-from ray.serve.handle import DeploymentHandle, DeploymentResponse
+from ray.serve.handle import DeploymentHandle
 
 from alora_serve.engine import ChatMessage, Generation, SamplingOptions
 from alora_serve.engine.types import GenerationChunk
@@ -29,8 +29,15 @@ from alora_serve.intrinsics.call import IntrinsicsCall
 from alora_serve.intrinsics.catalog import UnknownIntrinsicError
 from alora_serve.intrinsics.rewrite import IntrinsicRequest
 from alora_serve.intrinsics.runner import IntrinsicResult
-from alora_serve.server.http_api import ChatCompletionRequest, chat_completion, http_error
-from alora_serve.topology.errors import WorkerUnavailableError
+from alora_serve.server.http_api import (
+    ChatCompletionRequest,
+    chat_completion,
+    http_error,
+    result_to_json,
+)
+from alora_serve.topology.errors import CallTimeoutError, WorkerUnavailableError
+from alora_serve.topology.handles import answer
+from alora_serve.topology.handles import stream as start_stream
 from alora_serve.topology.metrics import RayMetricsBridge
 from alora_serve.topology.routing import session_id
 
@@ -49,6 +56,24 @@ class IngressSettings:
 
 def _conversation_key(request: IntrinsicRequest) -> str:
     return request.model_dump_json(include={"messages", "documents"})
+
+
+async def _stamped(answer: Awaitable[Any]) -> tuple[Any, float]:
+    return await answer, time.perf_counter()
+
+
+def _seen_from_front_door(
+    result: IntrinsicResult, received_at: float, answered_at: float, finished_at: float
+) -> IntrinsicResult:
+    """The worker's result with timings of the whole call: time outside its worker until
+    its answer arrived is queueing (admission, routing, transport)."""
+    worker = result.timings
+    timings = dataclasses.replace(
+        worker,
+        total_s=finished_at - received_at,
+        queue_s=max(0.0, answered_at - received_at - worker.worker_s),
+    )
+    return dataclasses.replace(result, timings=timings)
 
 
 http = FastAPI(title="alora-serve", version="v1")
@@ -99,37 +124,56 @@ class IntrinsicsIngress:
     def catalog(self) -> list[dict]:
         return self._catalog
 
-    async def run_many(self, call: IntrinsicsCall) -> list[IntrinsicResult]:
-        batches = await self._on_workers("run_many", call)
-        by_name = {result.name: result for batch in batches for result in batch}
+    async def run_many(
+        self, call: IntrinsicsCall, received_at: float | None = None
+    ) -> list[IntrinsicResult]:
+        """Results in the order asked. ``received_at``: when the front door received the
+        call (``time.perf_counter()`` in this replica; default: now), so that each
+        result's timings cover the whole call as its caller saw it."""
+        received_at = time.perf_counter() if received_at is None else received_at
+        answers = await self._on_workers("run_many", call)
+        finished_at = time.perf_counter()
+        by_name = {
+            result.name: _seen_from_front_door(result, received_at, answered_at, finished_at)
+            for batch, answered_at in answers
+            for result in batch
+        }
         return [by_name[name] for name in call.intrinsics]
 
     async def prefill(self, call: IntrinsicsCall) -> int:
         """Compute and keep the base KV these intrinsics will need on this conversation
         (e.g. after the base model's turn), so their calls later only decode. Returns
         the prompt tokens now kept (the longest prefix)."""
-        return max(await self._on_workers("prefill", call), default=0)
+        return max((kept for kept, _ in await self._on_workers("prefill", call)), default=0)
 
     async def chat(
         self, messages: Sequence[ChatMessage], options: SamplingOptions, tenant: str
     ) -> Generation:
         """The base model's turn, on the engine that owns conversations."""
-        return await self._base.chat.remote(list(messages), options, tenant)
+        return await answer(
+            self._base,
+            "chat",
+            list(messages),
+            options,
+            tenant,
+            timeout_s=self._settings.call_timeout_s,
+        )
 
     async def chat_stream(
         self, messages: Sequence[ChatMessage], options: SamplingOptions, tenant: str
     ) -> AsyncIterator[GenerationChunk]:
         """The base model's turn as it is generated. Closing the stream early cancels the
         generation in the engine."""
-        stream = self._base.options(stream=True).chat_stream.remote(list(messages), options, tenant)
+        stream = start_stream(self._base, "chat_stream", list(messages), options, tenant)
         try:
             async for chunk in stream:
                 yield chunk
         finally:
             stream.cancel()
 
-    async def _on_workers(self, method: str, call: IntrinsicsCall) -> list[Any]:
-        """Call ``method`` on each worker with its part of ``call``, concurrently."""
+    async def _on_workers(self, method: str, call: IntrinsicsCall) -> list[tuple[Any, float]]:
+        """Call ``method`` on each worker with its part of ``call``, concurrently:
+        (answer, ``time.perf_counter()`` when it arrived) per worker."""
         if unknown := [n for n in call.intrinsics if n not in self._routes]:
             raise UnknownIntrinsicError(unknown[0], self._routes)
         groups: dict[str, list[str]] = {}
@@ -138,7 +182,7 @@ class IntrinsicsIngress:
         node = await self._conversation_node()
         session = session_id(node, call.tenant, _conversation_key(call.request))
         parts = [
-            asyncio.ensure_future(self._call(worker, session, method, call.only(group)))
+            asyncio.ensure_future(_stamped(self._call(worker, session, method, call.only(group))))
             for worker, group in groups.items()
         ]
         try:
@@ -152,30 +196,17 @@ class IntrinsicsIngress:
         """Intrinsic calls are idempotent: a replica that dies under one is retried once
         (the router picks another replica); a worker that does not answer in time fails
         the call instead of hanging it."""
-        handle = getattr(self._workers[worker].options(session_id=session), method)
+        handle, timeout_s = self._workers[worker], self._settings.call_timeout_s
         try:
-            return await self._answer(worker, handle.remote(call))
+            return await answer(handle, method, call, timeout_s=timeout_s, session=session)
         except (RayActorError, ReplicaUnavailableError):
             pass  # the replica died under the call: once more, on the replica now chosen
         try:
-            return await self._answer(worker, handle.remote(call))
+            return await answer(handle, method, call, timeout_s=timeout_s, session=session)
         except (RayActorError, ReplicaUnavailableError) as exc:
             raise WorkerUnavailableError(
                 f"{worker} failed twice (its replicas died: {exc}); retry later"
             ) from exc
-
-    async def _answer(self, worker: str, response: DeploymentResponse) -> Any:
-        timeout_s = self._settings.call_timeout_s
-        try:
-            return await asyncio.wait_for(response, timeout_s)
-        except TimeoutError as exc:
-            response.cancel()
-            raise WorkerUnavailableError(
-                f"{worker} did not answer within {timeout_s:.0f} s; retry later"
-            ) from exc
-        except asyncio.CancelledError:
-            response.cancel()  # the caller gave up (deadline, cancelled): so does the worker
-            raise
 
     async def _conversation_node(self) -> str:
         """The node whose store holds conversations' KV (re-learned now and then: the
@@ -185,9 +216,9 @@ class IntrinsicsIngress:
         if self._kv_node is None or now - self._kv_node[1] > KV_NODE_REFRESH_S:
             known = self._kv_node[0] if self._kv_node else ""
             try:
-                stats = await asyncio.wait_for(self._base.stats.remote(), KV_NODE_TIMEOUT_S)
+                stats = await answer(self._base, "stats", timeout_s=KV_NODE_TIMEOUT_S)
                 known = stats["node"]
-            except (RayActorError, TimeoutError) as exc:
+            except (RayActorError, CallTimeoutError) as exc:
                 logger.warning("KV node unknown for now (%s); routing without it", exc)
             self._kv_node = (known, now)
         return self._kv_node[0]
@@ -209,15 +240,16 @@ class IntrinsicsIngress:
     @http.post("/v1/intrinsics:run")
     async def run_http(self, call: IntrinsicsCall, request: Request) -> list[dict]:
         """With bearer tokens configured, the token's tenant replaces the body's."""
+        received_at = time.perf_counter()
         try:
             principal = self._authenticate(request)
             if self._settings.tokens.required:
                 call = call.model_copy(update={"tenant": principal.tenant})
             principal.authorize(call.intrinsics)
-            results = await self.run_many(call)
+            results = await self.run_many(call, received_at)
         except Exception as exc:
             raise http_error(exc) from exc
-        return [dataclasses.asdict(result) for result in results]
+        return [result_to_json(result) for result in results]
 
     @http.post("/v1/chat/completions")
     async def chat_http(self, body: ChatCompletionRequest, request: Request) -> dict:

@@ -56,7 +56,7 @@ def _self_check(ingress, progress: Callable[[str], None]) -> None:
         progress(
             f"Self-check: {result.name} -> {json.dumps(result.result)} "
             f"({result.usage.reused_prompt_tokens}/{result.usage.prompt_tokens} prompt tokens "
-            f"reused, {result.seconds:.2f} s)"
+            f"reused, {result.timings.total_s:.2f} s)"
         )
     question = [ChatMessage(role="user", content="What is the capital of France?")]
     reply = ingress.chat.remote(question, SamplingOptions(max_tokens=32), "self-check").result()

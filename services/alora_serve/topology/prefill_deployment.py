@@ -16,6 +16,7 @@ from alora_serve.disagg.metrics import LeaseCollector
 from alora_serve.disagg.prefill_service import LeaseLimits, PrefillService
 from alora_serve.engine import Engine, EngineConfig
 from alora_serve.topology.base_turns import ServesBaseTurns
+from alora_serve.topology.handles import answer
 from alora_serve.topology.metrics import RayMetricsBridge
 from alora_serve.topology.replica import node_id, replica_identity
 from alora_serve.topology.routing import session_id
@@ -93,5 +94,6 @@ class HandlePrefillClient:
         )
 
     async def _call(self, session: str, method: str, *args: Any) -> Any:
-        handle = self._handle.options(session_id=session) if session else self._handle
-        return await asyncio.wait_for(getattr(handle, method).remote(*args), self._timeout_s)
+        return await answer(
+            self._handle, method, *args, timeout_s=self._timeout_s, session=session or None
+        )

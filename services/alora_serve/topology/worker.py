@@ -68,7 +68,9 @@ class IntrinsicWorker(ServesBaseTurns):
             **replica_identity(),
             "transfer": transfer,
             # base-model prompt tokens computed here (pulled blocks are not computed)
-            "computed_base_tokens": self.engine.prefixes.filled_tokens,
+            "computed_base_tokens": (
+                transfer["recomputed_tokens"] if transfer else self.engine.prefixes.filled_tokens
+            ),
             "in_flight": self.engine.in_flight,
         }
 
