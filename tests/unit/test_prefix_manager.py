@@ -102,3 +102,15 @@ async def test_empty_prefix_needs_no_prefill() -> None:
     async with manager(prefill).leased([], "t") as lease:
         assert lease.num_tokens == 0 and lease.slots == ()
     assert prefill.calls == []
+
+
+async def test_a_lease_that_waited_for_a_concurrent_fill_counts_it_computed() -> None:
+    prefill = FakePrefill()
+    prefixes = manager(prefill)
+    tokens = list(range(10))
+    first, second = await asyncio.gather(*(prefixes.acquire(tokens, "t") for _ in range(2)))
+    assert len(prefill.calls) == 1  # computed once
+    # Neither found it stored when it asked: both count it computed for their call.
+    assert first.computed_tokens == second.computed_tokens == 10
+    longer = await prefixes.acquire([*tokens, 10, 11, 12], "t")
+    assert longer.computed_tokens == 13  # the fill's own count (the fake computes all)

@@ -32,6 +32,7 @@ class FakePrefill:
         self.reads: list[tuple[int, ...]] = []
 
     async def lease(self, tokens, tenant) -> LeaseGrant:
+        await asyncio.sleep(0)  # a real service answers later: concurrent holders may join
         lease_id = len(self.leases) + 1
         self.leases[lease_id] = None
         self.active += 1
@@ -76,6 +77,18 @@ async def test_same_host_holders_of_one_prefix_share_one_lease(arena) -> None:
         assert prefill.active == 1
     assert prefill.active == 0 and list(prefill.leases) == [1]
     assert remote.counts.in_place == 1
+
+
+async def test_holders_that_join_an_acquisition_in_flight_count_its_computation(arena) -> None:
+    prefill = FakePrefill("node-a")
+    remote = source(prefill, arena)
+
+    async def computed() -> int:
+        async with remote.leased(TOKENS, "t") as held:
+            return held.computed_tokens
+
+    assert await asyncio.gather(computed(), computed()) == [len(TOKENS)] * 2
+    assert list(prefill.leases) == [1]  # one lease served both
 
 
 async def hold(remote: RemotePrefixes) -> None:

@@ -100,11 +100,14 @@ class RemotePrefixes:
         if acquiring:
             holding = self._held[key] = _Holding(asyncio.get_running_loop().create_future())
         holding.holders += 1  # counted before any await: the lease outlives every joiner
+        # A holder that joins a lease already granted found the prefix stored; one that
+        # joins while it is being acquired waited for what the acquirer computes.
+        found = not acquiring and holding.acquired.done()
         try:
             if acquiring:
                 await self._acquire_for(holding, key, tokens, tenant)
             held, _ = await asyncio.shield(holding.acquired)
-            if not acquiring:  # what the acquirer computed, this holder found
+            if found:
                 held = dataclasses.replace(held, computed_tokens=0)
             try:
                 yield held

@@ -70,21 +70,33 @@ class PrefixManager:
         # Fills of prefixes that share only ready blocks run concurrently (e.g. several
         # instructions after one conversation); one that needs a block another fill is
         # computing waits for it and looks again, so no key is ever computed twice.
+        # Blocks waited for were not stored when asked: the lease counts them computed.
+        waited: set[int] = set()
+        computed = 0
         while not (lease := self.store.lease(keys, len(tokens))):
-            busy = next((self._pending[k] for k in keys if k in self._pending), None)
-            if busy is not None:
-                await busy.wait()
+            busy = [i for i, key in enumerate(keys) if key in self._pending]
+            if busy:
+                waited.update(busy)
+                await self._pending[keys[busy[0]]].wait()
                 continue
             # No await between the check above and the reservation: atomic for asyncio.
             plan = self.store.plan_fill(keys, len(tokens))
-            return await self._compute(tokens, plan, tenant, fill or self._fill)
-        return lease
+            lease = await self._compute(tokens, plan, tenant, fill or self._fill)
+            computed = lease.computed_tokens
+            waited.difference_update(plan.missing)  # counted in the fill's own computation
+            break
+        computed += sum(self._block_tokens(i, len(tokens)) for i in waited)
+        return dataclasses.replace(lease, computed_tokens=min(computed, len(tokens)))
 
     def release(self, lease: PrefixLease, unusable: bool = False) -> None:
         """Unpin; ``unusable``: its bytes failed verification, the next lease recomputes."""
         self.store.release(lease)
         if unusable:
             self.store.pool.drop(lease.keys)
+
+    def _block_tokens(self, block: int, num_tokens: int) -> int:
+        size = self.store.block_size
+        return min(size, num_tokens - block * size)
 
     def has(self, tokens: Sequence[int], tenant: str) -> bool:
         keys = self.store.keys_for(tokens, tenant)
