@@ -30,6 +30,7 @@ from alora_serve.intrinsics.builtins import BUILTIN_DIR
 from alora_serve.intrinsics.call import IntrinsicsCall
 from alora_serve.intrinsics.synthetic_library import make_library
 from alora_serve.model import resolve_model
+from alora_serve.topology import local_ray
 from alora_serve.topology.app import build_app
 from alora_serve.topology.config import DecodeGroup, PrefillConfig, TopologyConfig
 from bench.intrinsics_composition import fresh
@@ -129,7 +130,7 @@ def main(repeats: int, recompute_repeats: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         print("Creating seeded adapters with PEFT ...", flush=True)
         library = make_bench_library(Path(tmp))
-        ray.init(include_dashboard=False, configure_logging=False)
+        local_ray.start()
         try:
             print("Starting both applications (four engines) ...", flush=True)
             apps = {

@@ -42,6 +42,7 @@ from alora_serve.intrinsics.catalog import Catalog
 from alora_serve.intrinsics.runner import IntrinsicRunner
 from alora_serve.intrinsics.synthetic_library import make_library
 from alora_serve.model import resolve_model
+from alora_serve.topology import local_ray
 from alora_serve.topology.app import build_app
 from alora_serve.topology.config import TopologyConfig
 from bench.intrinsics_composition import fresh
@@ -153,7 +154,7 @@ def main(rounds: int) -> None:
             colocated=ENGINE,
             gateway=GatewayConfig(port=port),
         )
-        ray.init(include_dashboard=False, configure_logging=False)
+        local_ray.start()
         try:
             print("Starting the colocated topology with its gRPC gateway ...", flush=True)
             ingress = serve.run(build_app(config, library), name="bench", route_prefix=None)

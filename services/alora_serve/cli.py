@@ -47,6 +47,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--grpc-port", type=int, default=None, help="gRPC port (default: the config's)"
     )
+    serve.add_argument(
+        "--verbose", action="store_true", help="print every log line here (default: to a file)"
+    )
     serve.set_defaults(run=_serve)
 
     pipeline = commands.add_parser(
@@ -77,13 +80,15 @@ def _prepare_model(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from alora_serve.console import main_job_console
     from alora_serve.topology.config import load_topology
     from alora_serve.topology.main import serve_topology
 
-    config = load_topology(
-        args.config, topology=args.topology, model=args.model, library=args.library
-    ).with_gateway_address(args.grpc_host, args.grpc_port)
-    serve_topology(config, args.host, args.port, progress=lambda line: print(line, flush=True))
+    with main_job_console(args.verbose) as say:  # first: imports already print
+        config = load_topology(
+            args.config, topology=args.topology, model=args.model, library=args.library
+        ).with_gateway_address(args.grpc_host, args.grpc_port)
+        serve_topology(config, args.host, args.port, progress=say)
     return 0
 
 

@@ -24,6 +24,7 @@ from alora_serve.engine import EngineConfig
 from alora_serve.gateway.config import GatewayConfig, TLSFiles
 from alora_serve.intrinsics.synthetic_library import make_library
 from alora_serve.model import resolve_model
+from alora_serve.topology import local_ray
 from alora_serve.topology.app import build_app
 from alora_serve.topology.config import Scaling, TopologyConfig
 from tests.support.conversations import client_inputs, rag_request
@@ -65,7 +66,7 @@ def target(tmp_path_factory) -> str:
             port=port, tokens_file=tokens_file, max_in_flight=MAX_IN_FLIGHT, shutdown_grace_s=60
         ),
     )
-    ray.init(num_cpus=4, include_dashboard=False, configure_logging=False)
+    local_ray.start(num_cpus=4)
     try:
         serve.run(build_app(config, library), name=APP, route_prefix=None)
         yield f"127.0.0.1:{port}"

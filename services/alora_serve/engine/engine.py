@@ -56,6 +56,7 @@ from alora_serve.model import ModelCheckpoint, resolve_model
 logger = logging.getLogger(__name__)
 
 DEFAULT_TENANT = "default"
+WARM_UP_SALT = "warm-up"  # no tenant's salt: warm-up blocks never match a real request
 
 
 @dataclass(frozen=True)
@@ -218,6 +219,21 @@ class Engine:
         finally:
             for lease in reversed(entered):
                 await lease.__aexit__(None, None, None)
+
+    async def warm_up(
+        self, adapter: str | None, prompt: Sequence[int], options: SamplingOptions
+    ) -> None:
+        """Pay the first-use costs of a kind of request (output grammar compilation, the
+        adapter's load, the first steps) before serving: runs ``prompt`` through
+        ``adapter`` (None: the base model) without base KV, salted so that nothing it
+        caches is ever reused. Its output is meaningless and dropped."""
+        lora_request = None
+        if adapter is not None:
+            loaded = self.adapters.get(adapter)
+            if loaded is None:
+                raise UnknownAdapterError(adapter, list(self.adapters))
+            lora_request = loaded.lora_request
+        await self._run(prompt, options, lora_request, cache_salt=WARM_UP_SALT)
 
     async def compute_base_kv(self, prefix: Sequence[int], order: SaveOrder, tenant: str) -> int:
         """Run the base model over ``prefix`` and save its blocks as ``order`` says (a

@@ -8,6 +8,8 @@ import contextlib
 from collections import Counter
 from collections.abc import Iterator
 
+DEFAULT_MAX_IN_FLIGHT = 64
+
 
 class OverloadedError(Exception):
     """The gateway serves as many calls as it may; this one was refused."""
@@ -25,7 +27,7 @@ class Admission:
         if self.in_flight >= self.limit:
             self.rejected += 1
             raise OverloadedError(
-                f"the gateway is serving its limit of {self.limit} calls; retry shortly"
+                f"the server is serving its limit of {self.limit} calls; retry shortly"
             )
         self.in_flight += 1
         try:

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from alora_serve.gateway.admission import DEFAULT_MAX_IN_FLIGHT
+
 MIB = 1 << 20
 
 
@@ -34,7 +36,10 @@ class GatewayConfig(_Strict):
         "authentication, every call is tenant 'default'",
     )
     max_in_flight: int = Field(
-        default=64, ge=1, description="calls served at once; more get RESOURCE_EXHAUSTED"
+        default=DEFAULT_MAX_IN_FLIGHT,
+        ge=1,
+        description="calls served at once, gRPC and HTTP together; more are refused "
+        "(RESOURCE_EXHAUSTED, HTTP 429)",
     )
     max_message_bytes: int = Field(default=4 * MIB, ge=1024, le=256 * MIB)
     keepalive_time_s: float = Field(default=60.0, gt=0, description="ping idle connections")

@@ -17,7 +17,9 @@ class GatewayCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         admission = self._admission
         yield GaugeMetricFamily(
-            "alora_gateway_in_flight_calls", "gRPC calls being served", admission.in_flight
+            "alora_gateway_in_flight_calls",
+            "calls being served (gRPC and HTTP)",
+            admission.in_flight,
         )
         yield GaugeMetricFamily(
             "alora_gateway_max_in_flight_calls", "limit of calls served at once", admission.limit
@@ -28,7 +30,9 @@ class GatewayCollector(Collector):
             admission.rejected,
         )
         finished = CounterMetricFamily(
-            "alora_gateway_calls", "finished gRPC calls", labels=["method", "code"]
+            "alora_gateway_calls",
+            "finished calls by gRPC method or HTTP route, and status",
+            labels=["method", "code"],
         )
         for (method, code), count in sorted(admission.finished.items()):
             finished.add_metric([method, code], count)

@@ -53,7 +53,7 @@ class Intrinsic:
         return {
             "name": self.name,
             "description": self.description,
-            "adapter": {"kind": self.adapter.kind, "path": str(self.adapter.path)},
+            "adapter": {"kind": self.adapter.kind},  # never the server's paths
             "arguments": instruction_fields(self.config),
             "requires_documents": self.requires_documents,
             "response_format": self.config.response_format,

@@ -13,14 +13,16 @@ from typing import Any
 
 from alora_serve.engine import Engine
 from alora_serve.engine.prefixes import HoldsPrefix
-from alora_serve.engine.types import Generation, SamplingOptions, Usage
+from alora_serve.engine.types import ChatMessage, Generation, SamplingOptions, Usage
 from alora_serve.intrinsics.catalog import Catalog, Intrinsic
 from alora_serve.intrinsics.output import OutputParseError, process_output
 from alora_serve.intrinsics.rewrite import (
+    Document,
     IntrinsicInputError,
     IntrinsicRequest,
     RewrittenRequest,
     documents_message,
+    instruction_fields,
     rewrite_request,
 )
 from alora_serve.intrinsics.schemas import max_json_chars
@@ -154,6 +156,19 @@ class IntrinsicRunner:
             pass
         return max(map(len, prefixes), default=0)
 
+    async def warm_up(self) -> dict[str, float]:
+        """Run every intrinsic once on a made-up conversation (see ``Engine.warm_up``), so
+        the first real call costs what later ones do; seconds per intrinsic."""
+
+        async def warm(name: str) -> float:
+            started = time.perf_counter()
+            call = self.prepare(name, _warm_up_request(self.catalog.get(name)))
+            await self.engine.warm_up(name, call.prompt, call.options)
+            return time.perf_counter() - started
+
+        names = self.catalog.names()
+        return dict(zip(names, await asyncio.gather(*map(warm, names)), strict=True))
+
     def _prepare_all(
         self,
         names: Sequence[str],
@@ -227,6 +242,19 @@ class IntrinsicRunner:
         return renderer.render(
             messages, [d.model_dump() for d in documents], generation_prompt=generation_prompt
         )
+
+
+def _warm_up_request(intrinsic: Intrinsic) -> IntrinsicRequest:
+    """A small request every intrinsic accepts: a turn each way, a document, and a value
+    for each instruction field."""
+    return IntrinsicRequest(
+        messages=[
+            ChatMessage(role="user", content="Is the sky blue?"),
+            ChatMessage(role="assistant", content="Yes. The sky is blue on a clear day."),
+        ],
+        documents=[Document(doc_id="0", text="On a clear day the sky is blue.")],
+        arguments=dict.fromkeys(instruction_fields(intrinsic.config), "Answer in one sentence."),
+    )
 
 
 def _base_prefixes(calls: Sequence[PreparedCall]) -> list[tuple[int, ...]]:

@@ -4,6 +4,7 @@ prefill service, or the colocated worker)."""
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import AsyncIterator, Sequence
 
 from alora_serve.engine import ChatMessage, Engine, Generation, SamplingOptions
@@ -27,3 +28,11 @@ class ServesBaseTurns:
         async with contextlib.aclosing(stream):  # a cancelled call aborts the generation now
             async for chunk in stream:
                 yield chunk
+
+    async def warm_up_base(self) -> float:
+        """Run the base model once before serving (first-use costs); seconds taken."""
+        started = time.perf_counter()
+        question = [ChatMessage(role="user", content="What is the capital of France?")]
+        prompt = self.base_engine.render_chat(question)
+        await self.base_engine.warm_up(None, prompt, SamplingOptions(max_tokens=4))
+        return time.perf_counter() - started

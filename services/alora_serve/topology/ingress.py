@@ -4,6 +4,7 @@ that owns conversations; serves the HTTP API and handle calls."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import logging
 import time
@@ -19,7 +20,7 @@ from ray.serve.handle import DeploymentHandle
 
 from alora_serve.engine import ChatMessage, Generation, SamplingOptions
 from alora_serve.engine.types import GenerationChunk
-from alora_serve.gateway.admission import Admission
+from alora_serve.gateway.admission import DEFAULT_MAX_IN_FLIGHT, Admission
 from alora_serve.gateway.auth import Principal, TokenTable
 from alora_serve.gateway.config import GatewayConfig
 from alora_serve.gateway.metrics import GatewayCollector
@@ -39,6 +40,7 @@ from alora_serve.topology.errors import CallTimeoutError, WorkerUnavailableError
 from alora_serve.topology.handles import answer
 from alora_serve.topology.handles import stream as start_stream
 from alora_serve.topology.metrics import RayMetricsBridge
+from alora_serve.topology.replica import keep_servers_local
 from alora_serve.topology.routing import session_id
 
 KV_NODE_REFRESH_S = 30.0
@@ -52,6 +54,7 @@ class IngressSettings:
     call_timeout_s: float
     gateway: GatewayConfig | None = None  # None: no gRPC gateway
     tokens: TokenTable = field(default_factory=TokenTable)
+    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT  # calls served at once, gRPC and HTTP
 
 
 def _conversation_key(request: IntrinsicRequest) -> str:
@@ -94,6 +97,7 @@ class IntrinsicsIngress:
         base: DeploymentHandle,
         settings: IngressSettings,
     ) -> None:
+        keep_servers_local()
         self._workers = dict(workers)  # worker name -> handle
         self._routes = dict(routes)  # intrinsic -> worker name
         self._catalog = catalog
@@ -101,16 +105,13 @@ class IntrinsicsIngress:
         self._settings = settings
         self._kv_node: tuple[str, float] | None = None  # (node, when learned)
         self._gateway: Gateway | None = None
-        self._background: list[asyncio.Task] = []
+        # One bound on calls served at once, for gRPC and HTTP alike.
+        self._admission = Admission(settings.max_in_flight)
+        bridge = RayMetricsBridge([GatewayCollector(self._admission)])
+        self._background = [asyncio.create_task(bridge.publish_forever())]
         if settings.gateway is not None:
-            await self._start_gateway(settings.gateway, settings.tokens)
-
-    async def _start_gateway(self, config: GatewayConfig, tokens: TokenTable) -> None:
-        admission = Admission(config.max_in_flight)
-        servicer = IntrinsicsServicer(self, self._catalog, tokens, admission)
-        self._gateway = await start_gateway(config, servicer)
-        bridge = RayMetricsBridge([GatewayCollector(admission)])
-        self._background.append(asyncio.create_task(bridge.publish_forever()))
+            servicer = IntrinsicsServicer(self, catalog, settings.tokens, self._admission)
+            self._gateway = await start_gateway(settings.gateway, servicer)
 
     async def __del__(self) -> None:
         """Serve's graceful shutdown: in-flight gRPC calls finish first."""
@@ -230,35 +231,44 @@ class IntrinsicsIngress:
         return {"status": "ok", "model": self._settings.model_name}
 
     @http.get("/v1/intrinsics")
-    def list_intrinsics(self, request: Request) -> list[dict]:
-        try:
-            principal = self._authenticate(request)
-        except Exception as exc:
-            raise http_error(exc) from exc
-        return [entry for entry in self._catalog if principal.may_call(entry["name"])]
+    async def list_intrinsics(self, request: Request) -> list[dict]:
+        async with self._serving_http("GET /v1/intrinsics", request) as principal:
+            return [entry for entry in self._catalog if principal.may_call(entry["name"])]
 
     @http.post("/v1/intrinsics:run")
     async def run_http(self, call: IntrinsicsCall, request: Request) -> list[dict]:
         """With bearer tokens configured, the token's tenant replaces the body's."""
         received_at = time.perf_counter()
-        try:
-            principal = self._authenticate(request)
+        async with self._serving_http("POST /v1/intrinsics:run", request) as principal:
             if self._settings.tokens.required:
                 call = call.model_copy(update={"tenant": principal.tenant})
             principal.authorize(call.intrinsics)
             results = await self.run_many(call, received_at)
-        except Exception as exc:
-            raise http_error(exc) from exc
-        return [result_to_json(result) for result in results]
+            return [result_to_json(result) for result in results]
 
     @http.post("/v1/chat/completions")
     async def chat_http(self, body: ChatCompletionRequest, request: Request) -> dict:
-        try:
-            tenant = self._authenticate(request).tenant
-            result = await self.chat(body.messages, body.sampling_options(), tenant)
-        except Exception as exc:
-            raise http_error(exc) from exc
-        return chat_completion(result, self._settings.model_name)
+        async with self._serving_http("POST /v1/chat/completions", request) as principal:
+            result = await self.chat(body.messages, body.sampling_options(), principal.tenant)
+            return chat_completion(result, self._settings.model_name)
 
-    def _authenticate(self, request: Request) -> Principal:
-        return self._settings.tokens.authenticate(request.headers.getlist("authorization"))
+    @contextlib.asynccontextmanager
+    async def _serving_http(self, route: str, request: Request) -> AsyncIterator[Principal]:
+        """What the gRPC gateway does for each call, for HTTP: authenticate, take an
+        admission slot (the same bound), count the call by status, and turn failures
+        into statuses that say what to fix."""
+        code = "OK"
+        try:
+            authorization = request.headers.getlist("authorization")
+            principal = self._settings.tokens.authenticate(authorization)
+            with self._admission.slot():
+                yield principal
+        except asyncio.CancelledError:  # the client went away
+            code = "CANCELLED"
+            raise
+        except Exception as exc:
+            error = http_error(exc)
+            code = error.status_code
+            raise error from exc
+        finally:
+            self._admission.record(route, str(code))

@@ -3,9 +3,11 @@ HTTP until interrupted."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import threading
+import time
 from collections.abc import Callable
 
 from alora_serve.engine import ChatMessage, SamplingOptions
@@ -21,15 +23,18 @@ def serve_topology(
     import ray
     from ray import serve
 
+    from alora_serve.topology import local_ray
     from alora_serve.topology.app import build_app, resolve_library
 
     library = resolve_library(config, progress)
     app = build_app(config, library)  # validated before Ray starts anything
-    progress(f"Starting Ray and the {config.topology} topology (engines start in parallel) ...")
-    ray.init(include_dashboard=False, configure_logging=False)
+    progress("Starting Ray on this host (listening on loopback only) ...")
+    local_ray.start()
     try:
         serve.start(http_options={"host": host, "port": port})
-        ingress = serve.run(app, name=APP_NAME, route_prefix="/")
+        progress(f"Starting the {config.topology} topology (engines start together) ...")
+        with _ReadinessReport(progress):
+            ingress = serve.run(app, name=APP_NAME, route_prefix="/")
         _self_check(ingress, progress)
         grpc_target = None
         if config.gateway is not None:
@@ -41,6 +46,56 @@ def serve_topology(
     finally:
         serve.shutdown()
         ray.shutdown()
+
+
+class _ReadinessReport:
+    """Says when each deployment is ready, and what its warm-up paid, while Serve starts
+    them (a thread polls Serve's status)."""
+
+    def __init__(self, progress: Callable[[str], None], interval_s: float = 2.0) -> None:
+        self._progress = progress
+        self._interval_s = interval_s
+        self._ready: set[str] = set()
+        self._started = time.monotonic()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+
+    def __enter__(self) -> _ReadinessReport:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join()
+        if exc_info[0] is None:
+            self._poll()  # those that became ready since the last look
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self._interval_s):
+            with contextlib.suppress(Exception):  # Serve is still starting: look again
+                self._poll()
+
+    def _poll(self) -> None:
+        from ray import serve
+
+        status = serve.status().applications.get(APP_NAME)
+        for name, deployment in sorted(status.deployments.items() if status else ()):
+            if name not in self._ready and deployment.status == "HEALTHY":
+                self._ready.add(name)
+                seconds = time.monotonic() - self._started
+                self._progress(f"  {name} ready after {seconds:.0f} s{_warm_up_note(name)}")
+
+
+def _warm_up_note(deployment: str) -> str:
+    from ray import serve
+
+    from alora_serve.topology.app import INGRESS
+
+    if deployment == INGRESS:
+        return ""
+    stats = serve.get_deployment_handle(deployment, APP_NAME).stats.remote().result()
+    warmed = stats.get("warm_up_s", {})
+    return f"; warmed up {', '.join(warmed)} in {max(warmed.values(), default=0):.1f} s"
 
 
 def _self_check(ingress, progress: Callable[[str], None]) -> None:

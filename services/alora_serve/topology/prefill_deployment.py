@@ -18,7 +18,7 @@ from alora_serve.engine import Engine, EngineConfig
 from alora_serve.topology.base_turns import ServesBaseTurns
 from alora_serve.topology.handles import answer
 from alora_serve.topology.metrics import RayMetricsBridge
-from alora_serve.topology.replica import node_id, replica_identity
+from alora_serve.topology.replica import keep_servers_local, node_id, replica_identity
 from alora_serve.topology.routing import session_id
 
 PREFILL_CALL_TIMEOUT_S = 120.0  # a lease may wait for the base prefill of a long prefix
@@ -29,7 +29,9 @@ AFFINITY_TOKENS = 512
 @serve.deployment
 class PrefillDeployment(ServesBaseTurns):
     async def __init__(self, engine: EngineConfig, limits: LeaseLimits) -> None:
+        keep_servers_local()
         started = self.base_engine = await Engine.start(engine)
+        self.warm_up_s = {"base model": await self.warm_up_base()}
         self.service = PrefillService(started, node_id(), limits)
         self._background = [
             asyncio.create_task(self.service.expire_leases_forever(limits.ttl_s / 4)),
@@ -57,6 +59,7 @@ class PrefillDeployment(ServesBaseTurns):
             "fills": self.service.engine.prefixes.fills,
             "in_flight": self.service.engine.in_flight,
             "store": vars(self.service.engine.kv_store_stats()),
+            "warm_up_s": self.warm_up_s,  # first-use costs paid before serving
         }
 
     def __del__(self) -> None:

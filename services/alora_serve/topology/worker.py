@@ -19,7 +19,7 @@ from alora_serve.intrinsics.runner import IntrinsicResult, IntrinsicRunner
 from alora_serve.topology.base_turns import ServesBaseTurns
 from alora_serve.topology.metrics import RayMetricsBridge
 from alora_serve.topology.prefill_deployment import HandlePrefillClient
-from alora_serve.topology.replica import node_id, replica_identity
+from alora_serve.topology.replica import keep_servers_local, node_id, replica_identity
 
 
 @serve.deployment
@@ -36,6 +36,7 @@ class IntrinsicWorker(ServesBaseTurns):
     ) -> None:
         from alora_serve.model import resolve_model
 
+        keep_servers_local()
         base = resolve_model(engine.model)
         catalog = Catalog.from_library(library, base.name).subset(intrinsics)
         self.engine = self.base_engine = await Engine.start(engine, catalog.adapters())
@@ -43,6 +44,9 @@ class IntrinsicWorker(ServesBaseTurns):
         if prefill is not None:
             self.transfer = attach_to_prefill(self.engine, HandlePrefillClient(prefill), node_id())
         self.runner = IntrinsicRunner(self.engine, catalog)
+        self.warm_up_s = await self.runner.warm_up()
+        if not self.engine.merged:
+            self.warm_up_s["base model"] = await self.warm_up_base()
         collectors = [self.engine.metrics_collector()]
         if self.transfer is not None:
             collectors.append(TransferCollector(lambda: self.transfer.counts))
@@ -72,6 +76,7 @@ class IntrinsicWorker(ServesBaseTurns):
                 transfer["recomputed_tokens"] if transfer else self.engine.prefixes.filled_tokens
             ),
             "in_flight": self.engine.in_flight,
+            "warm_up_s": self.warm_up_s,  # first-use costs paid before serving
         }
 
     def __del__(self) -> None:
