@@ -6,6 +6,7 @@ import argparse
 import asyncio
 import json
 import sys
+from collections.abc import Callable
 
 from pydantic import ValidationError
 
@@ -43,6 +44,9 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--library", default=None, help="intrinsics adapter library")
     serve.add_argument("--host", default="127.0.0.1", help="HTTP host")
     serve.add_argument("--port", type=int, default=8000, help="HTTP port")
+    serve.add_argument(
+        "--metrics-port", type=int, default=9464, help="Prometheus metrics port (loopback)"
+    )
     serve.add_argument("--grpc-host", default=None, help="gRPC host (default: config)")
     serve.add_argument(
         "--grpc-port", type=int, default=None, help="gRPC port (default: the config's)"
@@ -81,15 +85,20 @@ def _prepare_model(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from alora_serve.console import main_job_console
-    from alora_serve.topology.config import load_topology
-    from alora_serve.topology.main import serve_topology
 
-    with main_job_console(args.verbose) as say:  # first: imports already print
-        config = load_topology(
-            args.config, topology=args.topology, model=args.model, library=args.library
-        ).with_gateway_address(args.grpc_host, args.grpc_port)
-        serve_topology(config, args.host, args.port, progress=say)
+    with main_job_console(args.verbose) as say:  # first: importing vLLM already prints
+        _run_main_job(args, say)
     return 0
+
+
+def _run_main_job(args: argparse.Namespace, say: Callable[[str], None]) -> None:
+    from alora_serve.topology.config import load_topology
+    from alora_serve.topology.main import Addresses, serve_topology
+
+    config = load_topology(
+        args.config, topology=args.topology, model=args.model, library=args.library
+    ).with_gateway_address(args.grpc_host, args.grpc_port)
+    serve_topology(config, Addresses(args.host, args.port, args.metrics_port), progress=say)
 
 
 def _example_pipeline(args: argparse.Namespace) -> int:

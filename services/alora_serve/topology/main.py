@@ -9,6 +9,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from alora_serve.engine import ChatMessage, SamplingOptions
 from alora_serve.gateway.config import GatewayConfig
@@ -17,8 +18,18 @@ from alora_serve.topology.config import TopologyConfig
 APP_NAME = "alora"
 
 
+@dataclass(frozen=True)
+class Addresses:
+    """Where the main job listens: HTTP on ``host``; Prometheus metrics (Ray's endpoint,
+    every replica's series) on loopback. The gRPC gateway's address is in its config."""
+
+    host: str = "127.0.0.1"
+    http_port: int = 8000
+    metrics_port: int = 9464
+
+
 def serve_topology(
-    config: TopologyConfig, host: str, port: int, progress: Callable[[str], None] = print
+    config: TopologyConfig, addresses: Addresses, progress: Callable[[str], None] = print
 ) -> None:
     import ray
     from ray import serve
@@ -29,9 +40,10 @@ def serve_topology(
     library = resolve_library(config, progress)
     app = build_app(config, library)  # validated before Ray starts anything
     progress("Starting Ray on this host (listening on loopback only) ...")
-    local_ray.start()
+    address = local_ray.start(_metrics_export_port=addresses.metrics_port)
+    progress(f"Ray is up at {address} (token authentication, no dashboard)")
     try:
-        serve.start(http_options={"host": host, "port": port})
+        serve.start(http_options={"host": addresses.host, "port": addresses.http_port})
         progress(f"Starting the {config.topology} topology (engines start together) ...")
         with _ReadinessReport(progress):
             ingress = serve.run(app, name=APP_NAME, route_prefix="/")
@@ -40,7 +52,7 @@ def serve_topology(
         if config.gateway is not None:
             grpc_target = f"{config.gateway.host}:{config.gateway.port}"
             _grpc_self_check(config.gateway, progress)
-        _print_banner(host, port, grpc_target, progress)
+        _print_banner(addresses, grpc_target, progress)
         _wait_for_signal()
         progress("Stopping ...")
     finally:
@@ -140,9 +152,9 @@ def _grpc_self_check(gateway: GatewayConfig, progress: Callable[[str], None]) ->
 
 
 def _print_banner(
-    host: str, port: int, grpc_target: str | None, progress: Callable[[str], None]
+    addresses: Addresses, grpc_target: str | None, progress: Callable[[str], None]
 ) -> None:
-    url = f"http://{host}:{port}"
+    url = f"http://{addresses.host}:{addresses.http_port}"
     lines = [f"alora-serve listening on {url}"]
     if grpc_target:
         lines.append(
@@ -151,6 +163,7 @@ def _print_banner(
     lines += [
         f"  intrinsics: curl {url}/v1/intrinsics",
         f"  chat:       alora-serve chat --url {url} 'Hello!'",
+        f"  metrics:    http://127.0.0.1:{addresses.metrics_port}/metrics (Prometheus)",
         "Press Ctrl-C to stop.",
     ]
     progress("\n".join(lines))
