@@ -40,6 +40,7 @@ TOKENS = {
     "limited": "limited-token-0123456789",
 }
 MAX_IN_FLIGHT = 6
+HTTP_PORT = free_port()  # the same application's HTTP API (the same admission limit)
 MAX_MODEL_LEN = 4096
 Code = grpc.StatusCode
 
@@ -68,7 +69,8 @@ def target(tmp_path_factory) -> str:
     )
     local_ray.start(num_cpus=4)
     try:
-        serve.run(build_app(config, library), name=APP, route_prefix=None)
+        serve.start(http_options={"host": "127.0.0.1", "port": HTTP_PORT})
+        serve.run(build_app(config, library), name=APP, route_prefix="/")
         yield f"127.0.0.1:{port}"
     finally:
         serve.shutdown()
@@ -122,6 +124,8 @@ async def test_run_intrinsic_returns_typed_result_usage_and_timings(target, toke
     assert first.usage.prompt_tokens > 500
     total, worker = first.timings.total.ToNanoseconds(), first.timings.worker.ToNanoseconds()
     assert total >= worker > 0
+    # The first call computed the conversation's KV (a base request before the adapter's)
+    assert first.usage.reused_prompt_tokens == 0
     # The second call reuses the conversation's KV: it computes only the invocation.
     assert again.usage.reused_prompt_tokens >= first.usage.prompt_tokens - 32
     assert again.raw_output == first.raw_output
@@ -253,6 +257,33 @@ async def test_overload_is_refused_quickly_with_resource_exhausted(target, token
     refused = [s for outcome, s in outcomes if outcome == "refused"]
     assert len(served) >= MAX_IN_FLIGHT and refused
     assert max(refused) < min(served)  # refused before any admitted call was done
+
+
+async def test_http_calls_share_the_admission_limit_and_are_refused_with_429(target, tokenizer):
+    import httpx
+
+    calls = [
+        {"intrinsics": ["answerability"], "request": rag_request(tokenizer, 900, skip=60 + i)}
+        for i in range(3 * MAX_IN_FLIGHT)
+    ]
+    headers = {"authorization": f"Bearer {TOKENS['acme']}"}
+
+    async def timed(http: httpx.AsyncClient, call) -> tuple[httpx.Response, float]:
+        started = time.perf_counter()
+        body = {**call, "request": call["request"].model_dump(mode="json")}
+        response = await http.post("/v1/intrinsics:run", json=body, headers=headers)
+        return response, time.perf_counter() - started
+
+    base = f"http://127.0.0.1:{HTTP_PORT}"
+    async with httpx.AsyncClient(base_url=base, timeout=300) as http:
+        outcomes = await asyncio.gather(*(timed(http, call) for call in calls))
+    served = [s for response, s in outcomes if response.status_code == 200]
+    refused = [(r, s) for r, s in outcomes if r.status_code == 429]
+    assert len(served) + len(refused) == len(calls), [r.text for r, _ in outcomes]
+    assert len(served) >= MAX_IN_FLIGHT and refused
+    assert all(int(r.headers["retry-after"]) > 0 for r, _ in refused)
+    assert "limit of 6 calls" in refused[0][0].json()["detail"]
+    assert max(s for _, s in refused) < min(served)  # refused before any call was done
 
 
 async def test_a_passed_deadline_cancels_the_engine_work(target, tokenizer):

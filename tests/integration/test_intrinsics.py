@@ -31,12 +31,37 @@ def request_for(tokenizer, name: str, tokens: int = 700, skip: int = 0) -> Intri
 
 @pytest.mark.parametrize("name", builtin_names())
 async def test_every_builtin_gives_a_schema_valid_result(runner, tokenizer, name) -> None:
-    result = await runner.run(name, request_for(tokenizer, name), tenant="t")
+    request = request_for(tokenizer, name)
+    result = await runner.run(name, request, tenant="t")
     intrinsic = runner.catalog.get(name)
     jsonschema.validate(result.result, intrinsic.config.result_schema)
     assert result.usage.generated_tokens > 0
-    # aLoRA: the conversation came from the store; only the invocation onward was computed.
-    assert result.usage.reused_prompt_tokens > 0
+    # aLoRA: a repeat finds the conversation's KV stored; only the invocation is computed.
+    again = await runner.run(name, request, tenant="t")
+    assert again.usage.reused_prompt_tokens == runner.prepare(name, request).adapter_start
+
+
+async def test_usage_counts_the_base_kv_a_call_computed_as_computed(runner, tokenizer) -> None:
+    request = rag_request(tokenizer, 500, skip=7)
+    names = ["answerability", "uncertainty", "requirement_check"]
+    arguments = {n: ARGUMENTS[n] for n in names if n in ARGUMENTS}
+    tenant = "usage"  # its own KV namespace: nothing of another test's can be found
+    first = await runner.run_many(names, request, tenant, arguments=arguments)
+    assert [r.usage.reused_prompt_tokens for r in first] == [0, 0, 0]
+    again = await runner.run_many(names, request, tenant, arguments=arguments)
+    starts = [runner.prepare(n, _with_own_arguments(request, n)).adapter_start for n in names]
+    assert [r.usage.reused_prompt_tokens for r in again] == starts
+
+
+async def test_timings_phases_add_up_to_the_whole_call(runner, tokenizer) -> None:
+    request = rag_request(tokenizer, 400, skip=8)
+    results = await runner.run_many(["answerability", "uncertainty"], request, "t")
+    for result in results:
+        timings = result.timings
+        phases = timings.base_kv_s + timings.adapter_prefill_s + timings.decode_s
+        assert timings.base_kv_s > 0 and timings.adapter_prefill_s > 0
+        assert math.isclose(phases + timings.other_s, timings.total_s, abs_tol=1e-9)
+        assert timings.total_s == timings.worker_s  # no gateway in front: no queue
 
 
 async def test_citations_point_into_the_callers_text(runner, tokenizer) -> None:

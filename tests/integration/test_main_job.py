@@ -1,46 +1,68 @@
-"""`alora-serve serve` end to end: the command the README tells newcomers to run (the
-disaggregated topology on Ray Serve, with the embedded model)."""
+"""The main job as a user runs it: `alora-serve serve` with the embedded default (the
+disaggregated topology on Ray Serve: a prefill service, a merged answerability worker, a
+multi-LoRA worker with the six other built-ins), started once for this module and used
+only through what a user has: its console, its HTTP and gRPC APIs, its Prometheus
+metrics, its log file and the sockets it opens."""
 
 from __future__ import annotations
 
-import json
+import ipaddress
+import itertools
+import math
 import os
 import re
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
 
+import httpx
+import psutil
 import pytest
 
+from alora_serve.client import AloraClient
+from alora_serve.intrinsics.builtins import builtin_names
 from tests.support.network import free_port
 
 pytestmark = pytest.mark.engine
 
 START_TIMEOUT_S = 480  # Ray, then three engines starting together on two cores
+CALL_TIMEOUT_S = 100  # a stalled lease waits 120 s before it falls back: fails first
+ARGUMENTS = {
+    "context_relevance": {"document_content": "Hamlet is a tragedy by William Shakespeare."},
+    "requirement_check": {"requirement": "Answer in one sentence."},
+}
+WORKERS = {"decode-answerability": ["answerability"]}
+WORKERS["decode-rag-checks"] = [n for n in builtin_names() if n != "answerability"]
+WITH_INSTRUCTION = {
+    "citations",
+    "hallucination_detection",
+    "context_relevance",
+    "requirement_check",
+}
 
 
-def _read_until(process: subprocess.Popen, pattern: str, timeout_s: float) -> re.Match:
-    deadline = time.monotonic() + timeout_s
-    seen = []
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            if process.poll() is not None:
-                break
-            continue
-        seen.append(line)
-        if match := re.search(pattern, line):
-            return match
-    raise AssertionError(f"no line matching {pattern!r}; output was:\n{''.join(seen[-40:])}")
+@dataclass(frozen=True)
+class MainJob:
+    process: subprocess.Popen
+    console: list[str]  # what it printed up to "Press Ctrl-C to stop."
+    url: str
+    grpc_target: str
+    metrics_url: str
 
 
-def test_serve_runs_intrinsics_and_chat_and_stops_cleanly() -> None:
-    port, grpc_port = free_port(), free_port()
+@pytest.fixture(scope="module")
+def main_job() -> Iterator[MainJob]:
+    port, grpc_port, metrics_port = free_port(), free_port(), free_port()
     process = subprocess.Popen(
         [
             *(sys.executable, "-m", "alora_serve.cli", "serve"),
             *("--port", str(port), "--grpc-port", str(grpc_port)),
+            *("--metrics-port", str(metrics_port)),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -48,80 +70,323 @@ def test_serve_runs_intrinsics_and_chat_and_stops_cleanly() -> None:
         env={**os.environ, "PYTHONUNBUFFERED": "1"},
     )
     try:
-        answerability = _read_until(
-            process, r"Self-check: answerability -> (\{.*\}) \(", START_TIMEOUT_S
+        console = _read_until(process, r"Press Ctrl-C to stop\.", START_TIMEOUT_S)
+        yield MainJob(
+            process,
+            console,
+            f"http://127.0.0.1:{port}",
+            f"127.0.0.1:{grpc_port}",
+            f"http://127.0.0.1:{metrics_port}/metrics",
         )
-        assert 0 <= json.loads(answerability.group(1))["answerability_likelihood"] <= 1
-        check = _read_until(process, r"Self-check: chat -> '(.*)'", 120)
-        assert "Paris" in check.group(1)
-        listed = _read_until(process, r"Self-check: gRPC on (\S+) lists (.*)", 60)
-        assert listed.group(1) == f"127.0.0.1:{grpc_port}" and "citations" in listed.group(2)
-        url = _read_until(process, r"listening on (http://\S+)", 30).group(1)
-        assert url == f"http://127.0.0.1:{port}"
-
-        chat = subprocess.run(
-            [
-                sys.executable,
-                "-m",
-                "alora_serve.cli",
-                "chat",
-                "--url",
-                url,
-                "What is the capital of France?",
-            ],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert chat.returncode == 0, chat.stderr
-        assert "Paris" in chat.stdout
-
-        check_http_api(url)
-        check_readme_grpc_example(f"127.0.0.1:{grpc_port}")
-
-        process.send_signal(signal.SIGINT)
-        assert process.wait(timeout=60) == 0
     finally:
         if process.poll() is None:
             process.kill()
             process.wait()
 
 
-def check_http_api(url: str) -> None:
-    import httpx
+def _read_until(process: subprocess.Popen, pattern: str, timeout_s: float) -> list[str]:
+    deadline = time.monotonic() + timeout_s
+    seen: list[str] = []
+    while time.monotonic() < deadline:
+        line = process.stdout.readline()
+        if not line:
+            if process.poll() is not None:
+                break
+            continue
+        seen.append(line.rstrip("\n"))
+        if re.search(pattern, line):
+            return seen
+    raise AssertionError(f"no line matching {pattern!r}; the console said:\n" + "\n".join(seen))
 
-    assert httpx.get(f"{url}/health", timeout=30).json()["status"] == "ok"
+
+def _console_match(job: MainJob, pattern: str) -> re.Match:
+    found = [m for line in job.console if (m := re.search(pattern, line))]
+    assert found, f"no console line matches {pattern!r}:\n" + "\n".join(job.console)
+    return found[0]
+
+
+@pytest.fixture(scope="module")
+def conversation() -> dict:
+    """Two turns and one document: the request of the composed-call tests."""
+    return {
+        "messages": [
+            {"role": "user", "content": "Who wrote Hamlet?"},
+            {"role": "assistant", "content": "William Shakespeare wrote Hamlet."},
+            {"role": "user", "content": "When was it written?"},
+            {"role": "assistant", "content": "Around 1600. It was first printed in 1603."},
+        ],
+        "documents": [
+            {
+                "doc_id": "folio",
+                "text": "Hamlet is a tragedy written by William Shakespeare between 1599 and "
+                "1601. It was first printed in 1603.",
+            }
+        ],
+    }
+
+
+def run(job: MainJob, names: list[str], request: dict, **body) -> tuple[list[dict], float]:
+    """(results, seconds at the client) of one POST /v1/intrinsics:run."""
+    arguments = {n: ARGUMENTS[n] for n in names if n in ARGUMENTS}
+    payload = {"intrinsics": names, "request": request, "arguments": arguments, **body}
+    started = time.perf_counter()
+    response = httpx.post(f"{job.url}/v1/intrinsics:run", json=payload, timeout=CALL_TIMEOUT_S)
+    seconds = time.perf_counter() - started
+    assert response.status_code == 200, response.text
+    return response.json(), seconds
+
+
+def metric(job: MainJob, name: str, deployment: str) -> float:
+    """The value of ``name`` for ``deployment`` on the main job's Prometheus endpoint."""
+    text = httpx.get(job.metrics_url, timeout=30).text
+    pattern = rf'^ray_{name}\{{[^}}]*deployment="{deployment}"[^}}]*\}} (\S+)$'
+    values = [float(m.group(1)) for m in re.finditer(pattern, text, re.MULTILINE)]
+    assert values, f"no {name} for {deployment} on {job.metrics_url}"
+    return sum(values)
+
+
+def assert_same_results(got: dict, alone: dict) -> None:
+    assert got["raw_output"] == alone["raw_output"], got["name"]
+    assert _close(got["result"], alone["result"]), (got["name"], got["result"], alone["result"])
+
+
+def _close(a, b) -> bool:
+    """Equal; floats to 1e-4: the same tokens' logprobs differ in the sixth digit when
+    vLLM computes them in a batch of another size."""
+    if isinstance(a, float) and isinstance(b, float):
+        return math.isclose(a, b, rel_tol=1e-4, abs_tol=1e-6)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(map(_close, a, b))
+    return a == b
+
+
+# -- starting -------------------------------------------------------------------------
+
+
+def test_the_console_shows_progress_and_the_full_log_keeps_the_rest(main_job):
+    console = main_job.console
+    assert len(console) <= 30, "\n".join(console)
+    noise = [line for line in console if re.search(r"\b(INFO|WARNING|DEBUG)\b|pid=", line)]
+    assert not noise, "\n".join(noise)
+    for deployment in ("prefill", *WORKERS):
+        _console_match(main_job, rf"^  {deployment} ready after \d+ s; warmed up ")
+    warmed = _console_match(main_job, r"decode-rag-checks ready after \d+ s; warmed up (.*) in ")
+    assert set(warmed.group(1).split(", ")) == {*WORKERS["decode-rag-checks"], "base model"}
+    assert _console_match(main_job, r"^alora-serve listening on (\S+)").group(1) == main_job.url
+    log = Path(_console_match(main_job, r"^Full logs: (\S+)").group(1))
+    logged = log.read_text(errors="replace")
+    assert "vLLM" in logged and "Application 'alora' is ready" in logged  # the noise went here
+    assert "Self-check: answerability" in logged  # and the progress too
+
+
+def test_the_first_calls_are_warm_and_say_they_computed_their_prefix(main_job):
+    """The self-check makes the first intrinsic calls of the job on its conversation: its
+    workers warmed up before they reported ready, and the calls' base KV was computed
+    for them (not reused, though a separate base request computed it)."""
+    for name in ("answerability", "uncertainty"):
+        usage = _console_match(main_job, rf"Self-check: {name} -> .* \((\d+)/(\d+) prompt tokens")
+        assert int(usage.group(1)) == 0 and int(usage.group(2)) > 100
+
+
+def test_every_socket_it_listens_on_is_on_loopback(main_job):
+    job = psutil.Process(main_job.process.pid)
+    listening = [
+        (process.name(), conn.laddr)
+        for process in [job, *job.children(recursive=True)]
+        for conn in _connections(process)
+        if conn.status == psutil.CONN_LISTEN
+    ]
+    assert len(listening) > 10  # Ray, Serve, vLLM and the gateway were all seen
+    exposed = [(n, a) for n, a in listening if not _loopback(a.ip)]
+    assert not exposed, exposed
+
+
+def _connections(process: psutil.Process) -> list:
+    try:
+        return process.net_connections(kind="inet")
+    except (psutil.NoSuchProcess, psutil.ZombieProcess):
+        return []
+
+
+def _loopback(ip: str) -> bool:
+    address = ipaddress.ip_address(ip)
+    mapped = getattr(address, "ipv4_mapped", None)
+    return (mapped or address).is_loopback
+
+
+# -- the public APIs ------------------------------------------------------------------
+
+
+def test_the_intrinsics_list_reveals_no_server_paths(main_job):
+    listed = httpx.get(f"{main_job.url}/v1/intrinsics", timeout=30)
+    assert sorted(entry["name"] for entry in listed.json()) == sorted(builtin_names())
+    with AloraClient(main_job.grpc_target) as client:
+        described = str(client.list_intrinsics())
+    for text in (listed.text, described):
+        assert str(Path.home()) not in text and "/tmp" not in text and '"path"' not in text
+
+
+def test_each_built_in_alone_equals_all_seven_composed_within_a_small_factor(
+    main_job, conversation
+):
+    alone = {}
+    seconds = {}
+    for name in builtin_names():
+        (alone[name],), seconds[name] = run(main_job, [name], conversation)
+    composed, composed_s = run(main_job, builtin_names(), conversation)
+    for result in composed:
+        assert_same_results(result, alone[result["name"]])
+    slowest = max(seconds.values())
+    assert composed_s < 3 * slowest + 5, (composed_s, seconds)
+
+
+def test_mixed_instruction_subsets_on_one_worker_compose_exactly_without_recompute(
+    main_job, conversation
+):
+    """Every subset of 2-3 of the multi-LoRA worker's intrinsics that mixes ones with an
+    instruction and ones without (several prefixes sharing a head, leased together from
+    the prefill service), sent at once: each result is the intrinsic's result alone, and
+    no worker falls back to computing base KV itself."""
+    names = WORKERS["decode-rag-checks"]
+    alone = {n: run(main_job, [n], conversation)[0][0] for n in names}
+    subsets = [
+        list(subset)
+        for size in (2, 3)
+        for subset in itertools.combinations(names, size)
+        if 0 < len(WITH_INSTRUCTION & set(subset)) < size
+    ]
+    assert len(subsets) == 24
+    with ThreadPoolExecutor(len(subsets)) as pool:
+        answers = list(pool.map(lambda s: run(main_job, s, conversation), subsets))
+    for subset, (results, _) in zip(subsets, answers, strict=True):
+        assert [r["name"] for r in results] == subset
+        for result in results:
+            assert_same_results(result, alone[result["name"]])
+    deadline = time.monotonic() + 30  # replicas publish their counters every 5 s
+    while metric(main_job, "alora_transfer_in_place_total", "decode-rag-checks") < 24:
+        assert time.monotonic() < deadline, "the transfer counters were not published"
+        time.sleep(2)
+    for worker in WORKERS:
+        assert metric(main_job, "alora_transfer_recomputed_total", worker) == 0
+
+
+def test_timings_cover_the_whole_call_in_phases_that_add_up(main_job, conversation):
+    request = {**conversation, "messages": [*conversation["messages"][:2]]}
+    results, client_s = run(main_job, ["answerability", "uncertainty"], request)
+    for result in results:
+        timings = result["timings"]
+        phases = ("queue_s", "base_kv_s", "adapter_prefill_s", "decode_s", "other_s")
+        assert all(timings[p] >= 0 for p in phases)
+        assert math.isclose(sum(timings[p] for p in phases), timings["total_s"], abs_tol=1e-6)
+        assert client_s - 0.5 < timings["total_s"] <= client_s
+        assert timings["worker_s"] <= timings["total_s"]
+    with AloraClient(main_job.grpc_target) as client:
+        started = time.perf_counter()
+        (result,) = client.run_intrinsics(["uncertainty"], [("user", "Is it late?")])
+        client_s = time.perf_counter() - started
+    timings = result.timings
+    parts = (timings.queue, timings.base_kv, timings.adapter_prefill, timings.decode)
+    total = timings.total.ToNanoseconds()
+    assert sum(p.ToNanoseconds() for p in parts) + timings.other.ToNanoseconds() == total
+    assert client_s - 0.5 < total / 1e9 <= client_s
+
+
+def test_usage_says_what_each_call_computed_and_what_it_found(main_job):
+    fresh = {
+        "messages": [
+            {"role": "user", "content": f"Is {time.time_ns()} an even number of nanoseconds?"},
+            {"role": "assistant", "content": "It is, as every such number ends in zero."},
+        ],
+        "documents": [{"doc_id": "n", "text": "Clock readings here end in zero."}],
+    }
+    names = ["answerability", "uncertainty", "context_relevance"]  # both workers
+    first, _ = run(main_job, names, fresh)
+    assert [r["usage"]["reused_prompt_tokens"] for r in first] == [0, 0, 0]
+    again, _ = run(main_job, names, fresh)
+    for before, after in zip(first, again, strict=True):
+        usage = after["usage"]
+        assert usage["prompt_tokens"] == before["usage"]["prompt_tokens"]
+        # Only the invocation is computed again: its KV is the adapter's.
+        assert 0 < usage["prompt_tokens"] - usage["reused_prompt_tokens"] <= 12
+
+
+def test_base_chats_report_the_conversation_kv_they_reuse(main_job):
+    question = "Tell me about the history of the Eiffel Tower. " * 20  # several KV blocks
+    chat = {"messages": [{"role": "user", "content": question}], "max_tokens": 4}
+    usages = []
+    for _ in range(2):
+        answer = httpx.post(f"{main_job.url}/v1/chat/completions", json=chat, timeout=60)
+        usages.append(answer.json()["usage"])
+    assert usages[0]["prompt_tokens_details"]["cached_tokens"] == 0
+    cached = usages[1]["prompt_tokens_details"]["cached_tokens"]
+    assert cached >= 128 and cached % 128 == 0  # whole vLLM blocks of 128 tokens
+
+
+def test_http_errors_are_clear_and_the_service_keeps_serving(main_job, conversation):
+    url = main_job.url
     bad_chat = httpx.post(
         f"{url}/v1/chat/completions",
         json={"messages": [{"role": "user", "content": "hi"}], "stream": True},
         timeout=30,
     )
     assert bad_chat.status_code == 422 and "stream" in bad_chat.text
-    listed = httpx.get(f"{url}/v1/intrinsics", timeout=30).json()
-    assert {"answerability", "citations", "requirement_check"} <= {i["name"] for i in listed}
-
-    conversation = {"messages": [{"role": "user", "content": "Is the sky blue?"}]}
-    call = {"intrinsics": ["answerability", "uncertainty"], "request": conversation}
-    answered = httpx.post(f"{url}/v1/intrinsics:run", json=call, timeout=120)
-    assert answered.status_code == 200, answered.text
-    answerability, uncertainty = answered.json()
-    assert 0 <= answerability["result"]["answerability_likelihood"] <= 1
-    assert uncertainty["name"] == "uncertainty"
-
-    unknown = httpx.post(
-        f"{url}/v1/intrinsics:run", json={**call, "intrinsics": ["telepathy"]}, timeout=30
-    )
+    hot = {"messages": [{"role": "user", "content": "hi"}], "temperature": 1e308}
+    too_hot = httpx.post(f"{url}/v1/chat/completions", json=hot, timeout=30)
+    assert too_hot.status_code == 422 and "temperature" in too_hot.text
+    call = {"intrinsics": ["telepathy"], "request": conversation}
+    unknown = httpx.post(f"{url}/v1/intrinsics:run", json=call, timeout=30)
     assert unknown.status_code == 404 and "telepathy" in unknown.json()["detail"]
-    missing_documents = httpx.post(
-        f"{url}/v1/intrinsics:run", json={**call, "intrinsics": ["citations"]}, timeout=30
+    no_documents = {"intrinsics": ["citations"], "request": {"messages": conversation["messages"]}}
+    missing = httpx.post(f"{url}/v1/intrinsics:run", json=no_documents, timeout=30)
+    assert missing.status_code == 422 and "needs documents" in missing.json()["detail"]
+    results, _ = run(main_job, ["answerability"], conversation)  # still serving
+    assert 0 <= results[0]["result"]["answerability_likelihood"] <= 1
+
+
+def test_fuzzing_the_http_api_gets_4xx_never_5xx(main_job, tmp_path):
+    """schemathesis against the OpenAPI spec the server publishes: examples, boundary
+    values and random (valid and invalid) inputs; every answer is documented and none is
+    a server error. Chats ask for few tokens (tests/support/http_fuzzing_hooks.py)."""
+    repo = Path(__file__).resolve().parents[2]
+    fuzz = subprocess.run(
+        [
+            *(Path(sys.executable).with_name("schemathesis"), "run"),
+            f"{main_job.url}/openapi.json",
+            *("--checks", "not_a_server_error,status_code_conformance"),
+            *("--checks", "content_type_conformance,response_schema_conformance"),
+            *("--max-examples", "12", "--generation-deterministic"),
+            *("--request-timeout", "120", "--max-time", "180"),
+            *("--report-dir", str(tmp_path)),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=tmp_path,
+        env={**os.environ, "SCHEMATHESIS_HOOKS": "tests.support.http_fuzzing_hooks"}
+        | {"PYTHONPATH": str(repo)},
     )
-    assert missing_documents.status_code == 422
-    assert "needs documents" in missing_documents.json()["detail"]
+    assert fuzz.returncode == 0, fuzz.stdout[-6000:] + fuzz.stderr[-2000:]
+    assert "Tested: 4" in fuzz.stdout, fuzz.stdout[-3000:]
+    results, _ = run(main_job, ["uncertainty"], {"messages": [{"role": "user", "content": "?"}]})
+    assert results[0]["name"] == "uncertainty"  # serving after it
 
 
-def check_readme_grpc_example(target: str) -> None:
+def test_the_cli_chat_and_the_readme_grpc_example_work(main_job):
+    chat = subprocess.run(
+        [sys.executable, "-m", "alora_serve.cli", "chat", "--url", main_job.url, "Capital?"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert chat.returncode == 0 and chat.stdout.strip(), chat.stderr
     example = subprocess.run(
-        [sys.executable, "-m", "alora_serve.examples.grpc_client", "--target", target],
+        [
+            *(sys.executable, "-m", "alora_serve.examples.grpc_client"),
+            "--target",
+            main_job.grpc_target,
+        ],
         capture_output=True,
         text=True,
         timeout=180,
@@ -134,3 +399,11 @@ def check_readme_grpc_example(target: str) -> None:
     certainty = re.search(r"uncertainty: \{'certainty': ([\d.]+)\}", example.stdout)
     assert certainty and 0 <= float(certainty.group(1)) <= 1, example.stdout
     assert example.stdout.split("assistant:")[-1].strip()  # the streamed answer
+
+
+def test_ctrl_c_stops_it_cleanly(main_job):  # last: the job is gone afterwards
+    main_job.process.send_signal(signal.SIGINT)
+    rest = main_job.process.stdout.read()
+    assert main_job.process.wait(timeout=90) == 0, rest
+    assert "Stopping ..." in rest
+    assert "Traceback" not in rest, rest

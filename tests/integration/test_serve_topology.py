@@ -22,6 +22,8 @@ from alora_serve.intrinsics.synthetic_library import make_library
 from alora_serve.model import resolve_model
 from alora_serve.topology.app import build_app
 from alora_serve.topology.config import DecodeGroup, PrefillConfig, Scaling, TopologyConfig
+from alora_serve.topology.handles import answer
+from alora_serve.topology.routing import locality_router_config
 from tests.support.conversations import conversation, rag_request, render
 from tests.support.peft_adapters import peft_greedy
 
@@ -29,6 +31,8 @@ pytestmark = pytest.mark.engine
 
 APP = "alora-test"
 MERGED, LORA = "answerability", ["uncertainty", "query_rewrite"]
+INSTRUCTED = "requirement_check"  # on the LoRA worker: a prefix of its own per call
+REQUIREMENT = {INSTRUCTED: {"requirement": "The answer names a date."}}
 SMALL = EngineConfig(max_model_len=4096, kv_cache_gib=0.5, kv_store_gib=0.25)
 NEW_TOKENS = 12
 GREEDY = SamplingOptions(max_tokens=NEW_TOKENS, ignore_eos=True)
@@ -36,7 +40,8 @@ GREEDY = SamplingOptions(max_tokens=NEW_TOKENS, ignore_eos=True)
 
 @pytest.fixture(scope="module")
 def library(tmp_path_factory):
-    return make_library(resolve_model(None), tmp_path_factory.mktemp("library"), [MERGED, *LORA])
+    names = [MERGED, *LORA, INSTRUCTED]
+    return make_library(resolve_model(None), tmp_path_factory.mktemp("library"), names)
 
 
 @pytest.fixture(scope="module")
@@ -67,7 +72,7 @@ def serve_app(cluster, library):
 
     on = lambda node, **kw: Scaling(resources={node: 1}, **kw)  # noqa: E731
     config = TopologyConfig(
-        intrinsics=[MERGED, *LORA],
+        intrinsics=[MERGED, *LORA, INSTRUCTED],
         prefill=PrefillConfig(engine=SMALL, scaling=on("node_a")),
         decode=[
             DecodeGroup(
@@ -76,7 +81,9 @@ def serve_app(cluster, library):
                 engine=SMALL,
                 scaling=on("merged_slot", num_replicas=2, max_ongoing_requests=1),
             ),
-            DecodeGroup(name="checks", intrinsics=LORA, engine=SMALL, scaling=on("node_b")),
+            DecodeGroup(
+                name="checks", intrinsics=[*LORA, INSTRUCTED], engine=SMALL, scaling=on("node_b")
+            ),
         ],
         call_timeout_s=120,
     )
@@ -187,6 +194,61 @@ async def test_intrinsics_of_several_workers_share_one_prefill(serve_app, tokeni
     # Three intrinsics (none with an instruction) on two workers: one prefix, one fill.
     assert after["fills"] - before["fills"] == 1
     assert after["active_leases"] == 0 and after["store"]["pinned_blocks"] == 0
+
+
+async def test_a_worker_pulling_several_prefixes_at_once_composes_exactly(serve_app, tokenizer):
+    """An intrinsic with an instruction and one without, on the worker of the other node:
+    the call pulls both prefixes at once (leases, reads and releases to the prefill service
+    together). Before calls between deployments had request identities of their own, only
+    the first of them reached the prefill service; the others waited for the lease timeout,
+    then the worker computed their base KV itself."""
+    names = ["uncertainty", INSTRUCTED]
+    request = rag_request(tokenizer, 400, skip=41)
+    composed = IntrinsicsCall(
+        intrinsics=names, request=request, tenant="acme", arguments=REQUIREMENT
+    )
+    (before,) = (await replica_stats("decode-checks")).values()
+    together = await asyncio.wait_for(serve_app.run_many.remote(composed), 60)
+    alone = [(await serve_app.run_many.remote(composed.only([n])))[0] for n in names]
+    assert [r.raw_output for r in together] == [r.raw_output for r in alone]
+    (after,) = (await replica_stats("decode-checks")).values()
+    assert after["transfer"]["pulled_blocks"] > before["transfer"]["pulled_blocks"]
+    assert after["transfer"]["recomputed"] == before["transfer"]["recomputed"] == 0
+
+
+def test_concurrent_calls_from_one_request_to_one_deployment_all_arrive(cluster):
+    """What the test above needs from Ray Serve, without engines: a replica serving one
+    request makes several calls at once to a deployment behind our router."""
+    from ray import serve
+
+    @serve.deployment(
+        request_router_config=locality_router_config(), ray_actor_options={"num_cpus": 0}
+    )
+    class Echo:
+        async def echo(self, value: int, delay_s: float = 0.1) -> int:
+            await asyncio.sleep(delay_s)
+            return value
+
+    @serve.deployment(ray_actor_options={"num_cpus": 0})
+    class Fanout:
+        def __init__(self, echo) -> None:
+            self.echo = echo
+
+        async def fan(self, n: int, timeout_s: float, delay_s: float = 0.1) -> list:
+            calls = (
+                answer(self.echo, "echo", i, delay_s, timeout_s=timeout_s, session="one")
+                for i in range(n)
+            )
+            outcomes = await asyncio.gather(*calls, return_exceptions=True)
+            return [o if isinstance(o, int) else str(o) for o in outcomes]
+
+    fanout = serve.run(Fanout.bind(Echo.bind()), name="fanout", route_prefix=None)
+    try:
+        assert fanout.fan.remote(5, 20).result(timeout_s=60) == [0, 1, 2, 3, 4]
+        (late,) = fanout.fan.remote(1, 0.5, 5).result(timeout_s=60)
+        assert "Echo.echo, called from deployment Fanout, did not answer within 0.5" in late
+    finally:
+        serve.delete("fanout")
 
 
 async def test_colocated_topology_is_exact_and_serves_intrinsics(colocated_app, library, tokenizer):

@@ -32,6 +32,7 @@ from alora_serve.engine.config import EngineConfig
 from alora_serve.engine.constrained import determined_output
 from alora_serve.engine.errors import (
     EngineError,
+    InvalidRequestError,
     KVLoadError,
     PromptTooLongError,
     RequestFailedError,
@@ -371,9 +372,21 @@ class Engine:
         self.in_flight += 1
         try:
             async with contextlib.aclosing(stream):
-                yield stream
+                yield _client_errors_named(stream)
         finally:
             self.in_flight -= 1
+
+
+async def _client_errors_named(stream: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """vLLM's outputs; its refusals of a request's parameters become InvalidRequestError
+    (vLLM checks them when the request starts streaming)."""
+    from vllm.exceptions import VLLMClientError
+
+    try:
+        async for output in stream:
+            yield output
+    except VLLMClientError as exc:
+        raise InvalidRequestError(f"the engine refused the request: {exc}") from None
 
 
 def _finished(final: Any, kv_params: dict | None) -> Generation:

@@ -25,3 +25,7 @@ class RequestFailedError(EngineError):
 
 class PromptTooLongError(EngineError, ValueError):
     """The prompt plus the tokens to generate do not fit the model's context."""
+
+
+class InvalidRequestError(EngineError, ValueError):
+    """vLLM refused the request's parameters (its message names the parameter)."""

@@ -8,6 +8,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 Role = Literal["system", "user", "assistant"]
+MAX_TEMPERATURE = 2.0  # OpenAI's range
+MAX_SEED = 2**63 - 1
 
 
 class ChatMessage(BaseModel):
@@ -23,9 +25,9 @@ class SamplingOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     max_tokens: int = Field(default=64, ge=1)
-    temperature: float = Field(default=0.0, ge=0.0)
+    temperature: float = Field(default=0.0, ge=0.0, le=MAX_TEMPERATURE)
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
     logprobs: int | None = Field(default=None, ge=0, le=20, description="top-k logprobs per token")
     ignore_eos: bool = False
     json_schema: dict[str, Any] | None = Field(

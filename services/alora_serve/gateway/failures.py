@@ -21,7 +21,7 @@ from ray.serve.exceptions import (
 
 from alora_serve.disagg.leases import TooManyLeasesError
 from alora_serve.disagg.remote_prefixes import PrefillUnavailableError
-from alora_serve.engine.errors import PromptTooLongError
+from alora_serve.engine.errors import InvalidRequestError, PromptTooLongError
 from alora_serve.gateway.admission import OverloadedError
 from alora_serve.gateway.auth import AuthenticationError, PermissionDeniedError
 from alora_serve.gateway.status import CallError
@@ -63,6 +63,8 @@ def to_call_error(exc: BaseException) -> CallError:
             return CallError(Code.RESOURCE_EXHAUSTED, "INPUT_TOO_LONG", message)
         case IntrinsicInputError():
             return CallError(Code.INVALID_ARGUMENT, "INVALID_INTRINSIC_INPUT", message)
+        case InvalidRequestError():
+            return CallError(Code.INVALID_ARGUMENT, "INVALID_REQUEST", message)
         case OverloadedError() | BackPressureError() | TooManyLeasesError() | StoreFullError():
             return CallError(
                 Code.RESOURCE_EXHAUSTED, "OVERLOADED", message, retry_after_s=RETRY_AFTER_S

@@ -18,6 +18,7 @@ from fastapi import HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
 from alora_serve.engine import ChatMessage, Generation, SamplingOptions
+from alora_serve.engine.types import MAX_SEED, MAX_TEMPERATURE
 from alora_serve.gateway.failures import to_call_error
 from alora_serve.intrinsics.runner import IntrinsicResult
 
@@ -39,9 +40,9 @@ class ChatCompletionRequest(BaseModel):
     model: str | None = None
     messages: list[ChatMessage] = Field(min_length=1)
     max_tokens: int = Field(default=128, ge=1)
-    temperature: float = Field(default=0.0, ge=0.0)
+    temperature: float = Field(default=0.0, ge=0.0, le=MAX_TEMPERATURE)
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
-    seed: int | None = None
+    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
 
     def sampling_options(self) -> SamplingOptions:
         return SamplingOptions(
@@ -50,6 +51,28 @@ class ChatCompletionRequest(BaseModel):
             top_p=self.top_p,
             seed=self.seed,
         )
+
+
+class ErrorBody(BaseModel):
+    detail: str = Field(description="what went wrong, and what to change")
+
+
+_ERRORS = {
+    400: "the body could not be read as JSON (e.g. not UTF-8)",
+    401: "no valid bearer token (when the server requires tokens)",
+    403: "the token may not call an intrinsic it named",
+    404: "an intrinsic that is not served",
+    413: "the input does not fit the model's context",
+    429: "the server is at its limit of calls at once; retry after Retry-After seconds",
+    503: "a worker is unavailable or did not answer in time; retry later",
+    504: "the call's deadline passed",
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI descriptions of the error statuses a route may answer (all with
+    ``ErrorBody``)."""
+    return {s: {"model": ErrorBody, "description": _ERRORS[s]} for s in statuses}
 
 
 def chat_completion(result: Generation, model_name: str) -> dict:

@@ -62,7 +62,7 @@ async def answer(
         response.cancel()
         raise CallTimeoutError(
             f"{handle.deployment_name}.{method}, called from {_caller()}, did not answer "
-            f"within {time.monotonic() - started:.0f} s (its limit); retry later"
+            f"within {time.monotonic() - started:.3g} s (its limit); retry later"
         ) from None
     except asyncio.CancelledError:
         response.cancel()

@@ -33,6 +33,7 @@ from alora_serve.intrinsics.runner import IntrinsicResult
 from alora_serve.server.http_api import (
     ChatCompletionRequest,
     chat_completion,
+    error_responses,
     http_error,
     result_to_json,
 )
@@ -230,12 +231,14 @@ class IntrinsicsIngress:
     def health(self) -> dict[str, str]:
         return {"status": "ok", "model": self._settings.model_name}
 
-    @http.get("/v1/intrinsics")
+    @http.get("/v1/intrinsics", responses=error_responses(401, 429))
     async def list_intrinsics(self, request: Request) -> list[dict]:
         async with self._serving_http("GET /v1/intrinsics", request) as principal:
             return [entry for entry in self._catalog if principal.may_call(entry["name"])]
 
-    @http.post("/v1/intrinsics:run")
+    @http.post(
+        "/v1/intrinsics:run", responses=error_responses(400, 401, 403, 404, 413, 429, 503, 504)
+    )
     async def run_http(self, call: IntrinsicsCall, request: Request) -> list[dict]:
         """With bearer tokens configured, the token's tenant replaces the body's."""
         received_at = time.perf_counter()
@@ -246,7 +249,7 @@ class IntrinsicsIngress:
             results = await self.run_many(call, received_at)
             return [result_to_json(result) for result in results]
 
-    @http.post("/v1/chat/completions")
+    @http.post("/v1/chat/completions", responses=error_responses(400, 401, 413, 429, 503, 504))
     async def chat_http(self, body: ChatCompletionRequest, request: Request) -> dict:
         async with self._serving_http("POST /v1/chat/completions", request) as principal:
             result = await self.chat(body.messages, body.sampling_options(), principal.tenant)
