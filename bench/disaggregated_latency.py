@@ -121,7 +121,6 @@ def measure(apps: dict, request, repeats: int, recompute_repeats: int) -> dict[s
 
 
 def main(repeats: int, recompute_repeats: int) -> None:
-    import ray
     from ray import serve
     from transformers import AutoTokenizer
 
@@ -130,17 +129,16 @@ def main(repeats: int, recompute_repeats: int) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         print("Creating seeded adapters with PEFT ...", flush=True)
         library = make_bench_library(Path(tmp))
-        local_ray.start()
-        try:
-            print("Starting both applications (four engines) ...", flush=True)
-            apps = {
-                name: serve.run(build_app(config, library), name=name, route_prefix=None)
-                for name, config in topologies().items()
-            }
-            modes = measure(apps, request, repeats, recompute_repeats)
-        finally:
-            serve.shutdown()
-            ray.shutdown()
+        with local_ray.running():
+            try:
+                print("Starting both applications (four engines) ...", flush=True)
+                apps = {
+                    name: serve.run(build_app(config, library), name=name, route_prefix=None)
+                    for name, config in topologies().items()
+                }
+                modes = measure(apps, request, repeats, recompute_repeats)
+            finally:
+                serve.shutdown()
     colocated = modes["colocated"]["median_s"]
     write_report(
         "disaggregated_latency",

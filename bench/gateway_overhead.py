@@ -134,7 +134,6 @@ def _p99(samples: list[float]) -> float:
 
 
 def main(rounds: int) -> None:
-    import ray
     from ray import serve
     from transformers import AutoTokenizer
 
@@ -154,16 +153,15 @@ def main(rounds: int) -> None:
             colocated=ENGINE,
             gateway=GatewayConfig(port=port),
         )
-        local_ray.start()
         try:
-            print("Starting the colocated topology with its gRPC gateway ...", flush=True)
-            ingress = serve.run(build_app(config, library), name="bench", route_prefix=None)
-            with AloraClient(f"127.0.0.1:{port}") as client:
-                paths = Paths(IntrinsicRunner(engine, catalog), ingress, client, loop)
-                times = measure(paths, request, rounds)
+            with local_ray.running():
+                print("Starting the colocated topology with its gRPC gateway ...", flush=True)
+                ingress = serve.run(build_app(config, library), name="bench", route_prefix=None)
+                with AloraClient(f"127.0.0.1:{port}") as client:
+                    paths = Paths(IntrinsicRunner(engine, catalog), ingress, client, loop)
+                    times = measure(paths, request, rounds)
+                serve.shutdown()
         finally:
-            serve.shutdown()
-            ray.shutdown()
             engine.close()
     results = {path: summary(samples) for path, samples in times.items()}
     engine_p50 = results["engine"]["p50_s"]

@@ -24,7 +24,6 @@ import argparse
 import itertools
 import os
 import re
-import signal
 import statistics
 import subprocess
 import sys
@@ -35,6 +34,7 @@ import httpx
 from alora_serve.intrinsics.builtins import builtin_names
 from bench.report import write_report
 from tests.support.network import free_port
+from tests.support.processes import stop_tree
 
 README_CALL = ["answerability", "uncertainty"]
 ARGUMENTS = {
@@ -109,11 +109,7 @@ class MainJob:
         return seconds
 
     def stop(self) -> None:
-        self.process.send_signal(signal.SIGINT)
-        try:
-            self.process.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
+        stop_tree(self.process)
 
 
 def self_check_seconds(console: list[str]) -> dict[str, float]:

@@ -94,7 +94,37 @@ def gateway_overhead_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def main_job_table(result: dict) -> str:
+    calls = result["first_vs_later"]
+    bars = result["bars"]
+    lines = [
+        "| call after start | seconds |",
+        "|---|---|",
+        f"| first | {calls['calls_s'][0]:.2f} s |",
+        f"| later (median of {len(calls['calls_s']) - 1}) | {calls['later_median_s']:.2f} s |",
+        "",
+        f"First call / later calls: **{bars['first_over_later']:.2f}x** (bar: at most "
+        f"{bars['first_call_bar']:.0f}x). The job's own self-check calls, before it listens: "
+        + ", ".join(f"{k} {v:.2f} s" for k, v in result["self_check_s"].items())
+        + ".",
+        "",
+        "| round | all seven, cold | all seven, warm | slowest alone | warm / slowest "
+        "| subsets / slowest member (median, max) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for i, row in enumerate(result["composition"]["rounds"]):
+        slowest = max(row["alone_s"].values())
+        subsets = row["subsets_over_slowest_member"]
+        lines.append(
+            f"| {i} | {row['all_seven_cold_s']:.2f} s | {row['all_seven_warm_s']:.2f} s "
+            f"| {slowest:.2f} s | {row['warm_over_slowest']:.2f}x "
+            f"| {sorted(subsets)[len(subsets) // 2]:.2f}x, {max(subsets):.2f}x |"
+        )
+    return "\n".join(lines)
+
+
 TABLES = {
+    "main_job": main_job_table,
     "gateway_overhead": gateway_overhead_table,
     "alora_latency": alora_latency_table,
     "intrinsics_composition": intrinsics_composition_table,

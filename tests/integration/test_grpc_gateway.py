@@ -48,7 +48,6 @@ Code = grpc.StatusCode
 @pytest.fixture(scope="module")
 def target(tmp_path_factory) -> str:
     """The address of the gateway of a running application."""
-    import ray
     from ray import serve
 
     root = tmp_path_factory.mktemp("grpc")
@@ -67,14 +66,13 @@ def target(tmp_path_factory) -> str:
             port=port, tokens_file=tokens_file, max_in_flight=MAX_IN_FLIGHT, shutdown_grace_s=60
         ),
     )
-    local_ray.start(num_cpus=4)
-    try:
-        serve.start(http_options={"host": "127.0.0.1", "port": HTTP_PORT})
-        serve.run(build_app(config, library), name=APP, route_prefix="/")
-        yield f"127.0.0.1:{port}"
-    finally:
-        serve.shutdown()
-        ray.shutdown()
+    with local_ray.running(num_cpus=4):
+        try:
+            serve.start(http_options={"host": "127.0.0.1", "port": HTTP_PORT})
+            serve.run(build_app(config, library), name=APP, route_prefix="/")
+            yield f"127.0.0.1:{port}"
+        finally:
+            serve.shutdown()
 
 
 def client(target: str, tenant: str = "acme", **options) -> AloraClient:

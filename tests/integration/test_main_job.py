@@ -27,6 +27,7 @@ import pytest
 from alora_serve.client import AloraClient
 from alora_serve.intrinsics.builtins import builtin_names
 from tests.support.network import free_port
+from tests.support.processes import stop_tree
 
 pytestmark = pytest.mark.engine
 
@@ -79,9 +80,7 @@ def main_job() -> Iterator[MainJob]:
             f"http://127.0.0.1:{metrics_port}/metrics",
         )
     finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
+        stop_tree(process)
 
 
 def _read_until(process: subprocess.Popen, pattern: str, timeout_s: float) -> list[str]:
@@ -402,8 +401,11 @@ def test_the_cli_chat_and_the_readme_grpc_example_work(main_job):
 
 
 def test_ctrl_c_stops_it_cleanly(main_job):  # last: the job is gone afterwards
+    tree = psutil.Process(main_job.process.pid).children(recursive=True)
     main_job.process.send_signal(signal.SIGINT)
     rest = main_job.process.stdout.read()
     assert main_job.process.wait(timeout=90) == 0, rest
     assert "Stopping ..." in rest
     assert "Traceback" not in rest, rest
+    _, alive = psutil.wait_procs(tree, timeout=30)
+    assert not alive, [p.name() for p in alive]  # no engine is left running

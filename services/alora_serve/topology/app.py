@@ -58,6 +58,10 @@ def build_app(config: TopologyConfig, library: Path) -> serve.Application:
         name=INGRESS,
         ray_actor_options={"num_cpus": 0, "resources": resources},
         graceful_shutdown_timeout_s=config.shutdown_timeout_s,
+        # HTTP calls past the admission limit must reach the ingress to be refused (429)
+        # at once rather than wait in Serve's proxy; the proxy's queue stays bounded.
+        max_ongoing_requests=2 * settings.max_in_flight,
+        max_queued_requests=settings.max_in_flight,
     )
     return ingress.bind(workers, routes, catalog.describe(), base, settings)
 

@@ -15,41 +15,50 @@ what to do there.
 
 from __future__ import annotations
 
+import contextlib
 import os
+from collections.abc import Iterator
 from typing import Any
 
 LOOPBACK = "127.0.0.1"
 SINGLE_HOST_MODE = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": the node's IP is loopback
 
 
-def start(**options: Any) -> str:
-    """``ray.init`` of a new single-node Ray bound to loopback (``options``: more
-    ``ray.init`` arguments, e.g. ``num_cpus``); returns its address."""
+@contextlib.contextmanager
+def running(**options: Any) -> Iterator[str]:
+    """A new single-node Ray bound to loopback, for the duration of the block; yields its
+    address (``options``: more ``ray.init`` arguments, e.g. ``num_cpus``)."""
     import ray
 
-    _single_host_mode()
-    ray.init(
-        include_dashboard=False,
-        configure_logging=False,
-        _node_ip_address=LOOPBACK,
-        **options,
-    )
-    return ray.get_runtime_context().gcs_address
+    with _single_host_mode():
+        ray.init(
+            include_dashboard=False,
+            configure_logging=False,
+            _node_ip_address=LOOPBACK,
+            **options,
+        )
+        try:
+            yield ray.get_runtime_context().gcs_address
+        finally:
+            ray.shutdown()
 
 
-def connect(address: str) -> None:
-    """Join a Ray that ``start`` started, from another process on this host (operators,
-    tests); the cluster's token comes from ``~/.ray/auth_token``."""
-    import ray
-
-    _single_host_mode()
-    ray.init(address=address, configure_logging=False, logging_level="ERROR")
-
-
-def _single_host_mode() -> None:
+@contextlib.contextmanager
+def _single_host_mode() -> Iterator[None]:
+    """Ray's single-host mode while the block runs (this process's later Rays, e.g. a
+    test's multi-node cluster, are not affected)."""
     from ray._private import ray_constants
 
-    # Every Ray process started from here reads it from the environment it inherits; this
-    # process read it when it imported Ray, so its copy is set as well.
+    # Every Ray process started in the block reads it from the environment it inherits;
+    # this process read it when it imported Ray, so its copy is set as well.
+    saved = os.environ.get(SINGLE_HOST_MODE), ray_constants.ENABLE_RAY_CLUSTER
     os.environ[SINGLE_HOST_MODE] = "0"
     ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        if saved[0] is None:
+            os.environ.pop(SINGLE_HOST_MODE, None)
+        else:
+            os.environ[SINGLE_HOST_MODE] = saved[0]
+        ray_constants.ENABLE_RAY_CLUSTER = saved[1]

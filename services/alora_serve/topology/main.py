@@ -31,7 +31,6 @@ class Addresses:
 def serve_topology(
     config: TopologyConfig, addresses: Addresses, progress: Callable[[str], None] = print
 ) -> None:
-    import ray
     from ray import serve
 
     from alora_serve.topology import local_ray
@@ -40,24 +39,31 @@ def serve_topology(
     library = resolve_library(config, progress)
     app = build_app(config, library)  # validated before Ray starts anything
     progress("Starting Ray on this host (listening on loopback only) ...")
-    address = local_ray.start(_metrics_export_port=addresses.metrics_port)
-    progress(f"Ray is up at {address} (token authentication, no dashboard)")
-    try:
-        serve.start(http_options={"host": addresses.host, "port": addresses.http_port})
-        progress(f"Starting the {config.topology} topology (engines start together) ...")
-        with _ReadinessReport(progress):
-            ingress = serve.run(app, name=APP_NAME, route_prefix="/")
-        _self_check(ingress, progress)
-        grpc_target = None
-        if config.gateway is not None:
-            grpc_target = f"{config.gateway.host}:{config.gateway.port}"
-            _grpc_self_check(config.gateway, progress)
-        _print_banner(addresses, grpc_target, progress)
-        _wait_for_signal()
-        progress("Stopping ...")
-    finally:
-        serve.shutdown()
-        ray.shutdown()
+    with local_ray.running(_metrics_export_port=addresses.metrics_port) as address:
+        progress(f"Ray is up at {address} (token authentication, no dashboard)")
+        try:
+            _serve_until_stopped(config, app, addresses, progress)
+        finally:
+            serve.shutdown()
+
+
+def _serve_until_stopped(
+    config: TopologyConfig, app, addresses: Addresses, progress: Callable[[str], None]
+) -> None:
+    from ray import serve
+
+    serve.start(http_options={"host": addresses.host, "port": addresses.http_port})
+    progress(f"Starting the {config.topology} topology (engines start together) ...")
+    with _ReadinessReport(progress):
+        ingress = serve.run(app, name=APP_NAME, route_prefix="/")
+    _self_check(ingress, progress)
+    grpc_target = None
+    if config.gateway is not None:
+        grpc_target = f"{config.gateway.host}:{config.gateway.port}"
+        _grpc_self_check(config.gateway, progress)
+    _print_banner(addresses, grpc_target, progress)
+    _wait_for_signal()
+    progress("Stopping ...")
 
 
 class _ReadinessReport:
