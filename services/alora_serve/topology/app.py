@@ -59,9 +59,10 @@ def build_app(config: TopologyConfig, library: Path) -> serve.Application:
         ray_actor_options={"num_cpus": 0, "resources": resources},
         graceful_shutdown_timeout_s=config.shutdown_timeout_s,
         # HTTP calls past the admission limit must reach the ingress to be refused (429)
-        # at once rather than wait in Serve's proxy; the proxy's queue stays bounded.
+        # at once rather than wait in Serve's proxy. The proxy's queue stays bounded; a
+        # burst waits there for a moment while the router assigns it (beyond: 503).
         max_ongoing_requests=2 * settings.max_in_flight,
-        max_queued_requests=settings.max_in_flight,
+        max_queued_requests=4 * settings.max_in_flight,
     )
     return ingress.bind(workers, routes, catalog.describe(), base, settings)
 

@@ -32,6 +32,7 @@ def running(**options: Any) -> Iterator[str]:
 
     with _single_host_mode():
         ray.init(
+            address="local",  # a new instance, even where another Ray runs on this host
             include_dashboard=False,
             configure_logging=False,
             _node_ip_address=LOOPBACK,
