@@ -21,7 +21,6 @@ Writes bench/results/main_job.json and .png.
 from __future__ import annotations
 
 import argparse
-import itertools
 import os
 import re
 import statistics
@@ -33,40 +32,16 @@ import httpx
 
 from alora_serve.intrinsics.builtins import builtin_names
 from bench.report import write_report
+from tests.support.builtin_calls import (
+    LORA_WORKER,
+    call_body,
+    mixed_subsets,
+    two_turn_conversation,
+)
 from tests.support.network import free_port
 from tests.support.processes import stop_tree
 
 README_CALL = ["answerability", "uncertainty"]
-ARGUMENTS = {
-    "context_relevance": {"document_content": "The tower was finished in 1889."},
-    "requirement_check": {"requirement": "Answer in one sentence."},
-}
-WITH_INSTRUCTION = {
-    "citations",
-    "hallucination_detection",
-    "context_relevance",
-    "requirement_check",
-}
-LORA_WORKER = [n for n in builtin_names() if n != "answerability"]
-
-
-def fresh_conversation(tag: str) -> dict:
-    """Two turns and a document, unique to ``tag`` from the first token (no cache has it)."""
-    return {
-        "messages": [
-            {"role": "user", "content": f"[{tag}] How tall is the Eiffel Tower?"},
-            {"role": "assistant", "content": "It is 330 metres tall."},
-            {"role": "user", "content": "When was it finished?"},
-            {"role": "assistant", "content": "In 1889, for the World's Fair in Paris."},
-        ],
-        "documents": [
-            {
-                "doc_id": "1",
-                "text": "The Eiffel Tower is 330 metres tall. It was finished in 1889 for the "
-                "World's Fair.",
-            }
-        ],
-    }
 
 
 class MainJob:
@@ -98,12 +73,9 @@ class MainJob:
         raise RuntimeError("the main job did not start:\n" + "\n".join(self.console))
 
     def call(self, names: list[str], request: dict) -> float:
-        arguments = {n: ARGUMENTS[n] for n in names if n in ARGUMENTS}
-        body = {"intrinsics": names, "request": request, "arguments": arguments}
+        url = f"http://127.0.0.1:{self.port}/v1/intrinsics:run"
         started = time.perf_counter()
-        response = httpx.post(
-            f"http://127.0.0.1:{self.port}/v1/intrinsics:run", json=body, timeout=600
-        )
+        response = httpx.post(url, json=call_body(names, request), timeout=600)
         seconds = time.perf_counter() - started
         response.raise_for_status()
         return seconds
@@ -120,7 +92,7 @@ def self_check_seconds(console: list[str]) -> dict[str, float]:
 
 def first_vs_later(job: MainJob, later_calls: int) -> dict:
     seconds = [
-        job.call(README_CALL, fresh_conversation(f"first-{i}")) for i in range(1 + later_calls)
+        job.call(README_CALL, two_turn_conversation(f"first-{i}")) for i in range(1 + later_calls)
     ]
     print(f"first call {seconds[0]:.2f} s, later {', '.join(f'{s:.2f}' for s in seconds[1:])}")
     later = statistics.median(seconds[1:])
@@ -128,15 +100,10 @@ def first_vs_later(job: MainJob, later_calls: int) -> dict:
 
 
 def composition(job: MainJob, rounds: int) -> dict:
-    subsets = [
-        list(s)
-        for size in (2, 3)
-        for s in itertools.combinations(LORA_WORKER, size)
-        if 0 < len(WITH_INSTRUCTION & set(s)) < size
-    ]
+    subsets = mixed_subsets(LORA_WORKER)
     rows = []
     for r in range(rounds):
-        conversation = fresh_conversation(f"compose-{r}-{time.time_ns()}")
+        conversation = two_turn_conversation(f"compose-{r}-{time.time_ns()}")
         cold = job.call(builtin_names(), conversation)
         alone = {name: job.call([name], conversation) for name in builtin_names()}
         warm = job.call(builtin_names(), conversation)

@@ -7,7 +7,6 @@ metrics, its log file and the sockets it opens."""
 from __future__ import annotations
 
 import ipaddress
-import itertools
 import math
 import os
 import re
@@ -26,6 +25,12 @@ import pytest
 
 from alora_serve.client import AloraClient
 from alora_serve.intrinsics.builtins import builtin_names
+from tests.support.builtin_calls import (
+    LORA_WORKER,
+    call_body,
+    mixed_subsets,
+    two_turn_conversation,
+)
 from tests.support.network import free_port
 from tests.support.processes import stop_tree
 
@@ -33,18 +38,7 @@ pytestmark = pytest.mark.engine
 
 START_TIMEOUT_S = 480  # Ray, then three engines starting together on two cores
 CALL_TIMEOUT_S = 100  # a stalled lease waits 120 s before it falls back: fails first
-ARGUMENTS = {
-    "context_relevance": {"document_content": "Hamlet is a tragedy by William Shakespeare."},
-    "requirement_check": {"requirement": "Answer in one sentence."},
-}
-WORKERS = {"decode-answerability": ["answerability"]}
-WORKERS["decode-rag-checks"] = [n for n in builtin_names() if n != "answerability"]
-WITH_INSTRUCTION = {
-    "citations",
-    "hallucination_detection",
-    "context_relevance",
-    "requirement_check",
-}
+WORKERS = {"decode-answerability": ["answerability"], "decode-rag-checks": LORA_WORKER}
 
 
 @dataclass(frozen=True)
@@ -106,30 +100,16 @@ def _console_match(job: MainJob, pattern: str) -> re.Match:
 
 @pytest.fixture(scope="module")
 def conversation() -> dict:
-    """Two turns and one document: the request of the composed-call tests."""
-    return {
-        "messages": [
-            {"role": "user", "content": "Who wrote Hamlet?"},
-            {"role": "assistant", "content": "William Shakespeare wrote Hamlet."},
-            {"role": "user", "content": "When was it written?"},
-            {"role": "assistant", "content": "Around 1600. It was first printed in 1603."},
-        ],
-        "documents": [
-            {
-                "doc_id": "folio",
-                "text": "Hamlet is a tragedy written by William Shakespeare between 1599 and "
-                "1601. It was first printed in 1603.",
-            }
-        ],
-    }
+    """The request of the composed-call tests."""
+    return two_turn_conversation("composed")
 
 
-def run(job: MainJob, names: list[str], request: dict, **body) -> tuple[list[dict], float]:
+def run(job: MainJob, names: list[str], request: dict) -> tuple[list[dict], float]:
     """(results, seconds at the client) of one POST /v1/intrinsics:run."""
-    arguments = {n: ARGUMENTS[n] for n in names if n in ARGUMENTS}
-    payload = {"intrinsics": names, "request": request, "arguments": arguments, **body}
     started = time.perf_counter()
-    response = httpx.post(f"{job.url}/v1/intrinsics:run", json=payload, timeout=CALL_TIMEOUT_S)
+    response = httpx.post(
+        f"{job.url}/v1/intrinsics:run", json=call_body(names, request), timeout=CALL_TIMEOUT_S
+    )
     seconds = time.perf_counter() - started
     assert response.status_code == 200, response.text
     return response.json(), seconds
@@ -248,14 +228,8 @@ def test_mixed_instruction_subsets_on_one_worker_compose_exactly_without_recompu
     instruction and ones without (several prefixes sharing a head, leased together from
     the prefill service), sent at once: each result is the intrinsic's result alone, and
     no worker falls back to computing base KV itself."""
-    names = WORKERS["decode-rag-checks"]
-    alone = {n: run(main_job, [n], conversation)[0][0] for n in names}
-    subsets = [
-        list(subset)
-        for size in (2, 3)
-        for subset in itertools.combinations(names, size)
-        if 0 < len(WITH_INSTRUCTION & set(subset)) < size
-    ]
+    alone = {n: run(main_job, [n], conversation)[0][0] for n in LORA_WORKER}
+    subsets = mixed_subsets(LORA_WORKER)
     assert len(subsets) == 24
     with ThreadPoolExecutor(len(subsets)) as pool:
         answers = list(pool.map(lambda s: run(main_job, s, conversation), subsets))
