@@ -10,7 +10,7 @@
 #   ALORA_PYTHON    interpreter to build the environment from (default python3.11 or python3)
 #
 # Prints the environment's directory on its last line of stdout.
-set -euo pipefail
+set -Eeuo pipefail  # -E: the ERR trap below fires inside functions too
 
 log() { echo "[bootstrap] $*" >&2; }
 die() { log "error: $1"; log "fix: $2"; exit 1; }

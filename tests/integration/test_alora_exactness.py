@@ -44,7 +44,6 @@ async def test_alora_equals_peft(engine, prompts, peft_reference, invocations, l
     again = await engine.invoke("probe_a", prompt, GREEDY)
     assert list(again.token_ids) == peft_reference[length]
     assert again.usage.reused_prompt_tokens == start
-    assert result.usage.reused_prompt_tokens <= start
 
 
 @pytest.mark.parametrize("length", LENGTHS)

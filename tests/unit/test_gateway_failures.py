@@ -256,7 +256,7 @@ def test_call_error_text_and_metadata_details() -> None:
         (AuthenticationError("the bearer token is not valid"), 401, None),
         (PermissionDeniedError("tenant 'a' may not"), 403, None),
         (TimeoutError(), 504, None),
-        (IntrinsicInputError("bad"), 422, None),
+        (IntrinsicInputError("bad"), 400, None),
         (RuntimeError("secret detail"), 500, None),
     ],
     ids=lambda value: type(value).__name__ if isinstance(value, BaseException) else None,

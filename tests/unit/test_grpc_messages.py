@@ -200,3 +200,18 @@ def test_only_the_last_chunk_carries_usage_and_a_finish_reason() -> None:
         last.usage.reused_prompt_tokens,
         last.usage.generated_tokens,
     ) == (12, 8, 3)
+
+
+def test_timings_add_up_to_the_nanosecond() -> None:
+    """Each phase is rounded to whole nanoseconds; ``other`` takes the remainder."""
+    third = 1 / 3
+    timings = Timings(
+        total_s=4 * third, queue_s=third / 7, base_kv_s=third, adapter_prefill_s=third / 3,
+        decode_s=third, worker_s=third * 3,
+    )  # fmt: skip
+    message = result_to_pb(
+        IntrinsicResult(name="x", result={}, raw_output="", usage=Usage(1, 0, 1), timings=timings)
+    ).timings
+    parts = (message.queue, message.base_kv, message.adapter_prefill, message.decode)
+    total = sum(p.ToNanoseconds() for p in parts) + message.other.ToNanoseconds()
+    assert total == message.total.ToNanoseconds() == round(4 * third * 1e9)

@@ -137,6 +137,7 @@ class RemotePrefixes:
 
     async def _acquire(self, tokens: Sequence[int], tenant: str) -> tuple[HoldsPrefix, Release]:
         stored_here = self.local.has(tokens, tenant)
+        computed_remotely = 0  # by a grant that turned out to be on another host
         if self._prefill_is_local and not stored_here:
             grant = await self._lease_or_none(tokens, tenant)
             if grant is not None:
@@ -144,10 +145,13 @@ class RemotePrefixes:
                 if self._prefill_is_local:
                     self.counts.in_place += 1
                     return grant, functools.partial(self._release, grant)
+                computed_remotely = grant.computed_tokens
                 await self._release(grant, unusable=False)
         if stored_here:
             self.counts.local_hits += 1
         lease = await self.local.acquire(tokens, tenant, fill=self._pull_or_recompute)
+        computed = max(lease.computed_tokens, computed_remotely)
+        lease = dataclasses.replace(lease, computed_tokens=computed)
         return lease, functools.partial(self._release_local, lease)
 
     async def _release_local(self, lease: PrefixLease, unusable: bool) -> None:

@@ -83,7 +83,9 @@ class PrefixManager:
             plan = self.store.plan_fill(keys, len(tokens))
             lease = await self._compute(tokens, plan, tenant, fill or self._fill)
             computed = lease.computed_tokens
-            waited.difference_update(plan.missing)  # counted in the fill's own computation
+            # The fill computed every block from its first missing one on.
+            head = plan.missing[0] if plan.missing else len(keys)
+            waited = {block for block in waited if block < head}
             break
         computed += sum(self._block_tokens(i, len(tokens)) for i in waited)
         return dataclasses.replace(lease, computed_tokens=min(computed, len(tokens)))

@@ -9,6 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from alora_serve.gateway.admission import DEFAULT_MAX_IN_FLIGHT
 
 MIB = 1 << 20
+DEFAULT_MAX_MESSAGE_BYTES = 4 * MIB
 
 
 class _Strict(BaseModel):
@@ -41,7 +42,12 @@ class GatewayConfig(_Strict):
         description="calls served at once, gRPC and HTTP together; more are refused "
         "(RESOURCE_EXHAUSTED, HTTP 429)",
     )
-    max_message_bytes: int = Field(default=4 * MIB, ge=1024, le=256 * MIB)
+    max_message_bytes: int = Field(
+        default=DEFAULT_MAX_MESSAGE_BYTES,
+        ge=1024,
+        le=256 * MIB,
+        description="largest request (gRPC message or HTTP body); larger ones are refused",
+    )
     keepalive_time_s: float = Field(default=60.0, gt=0, description="ping idle connections")
     keepalive_timeout_s: float = Field(default=20.0, gt=0)
     shutdown_grace_s: float = Field(

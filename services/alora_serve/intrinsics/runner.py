@@ -43,7 +43,8 @@ class IntrinsicOutputError(RuntimeError):
 class Timings:
     """Where a result's time went, in seconds; the phases add up to ``total_s``, the
     whole call as its caller saw it (a call of several intrinsics ends when its slowest
-    intrinsic does, so they share ``total_s``, ``queue_s`` and ``base_kv_s``)."""
+    intrinsic does: they share ``total_s``; those on one worker share ``queue_s`` and the
+    leasing of their base KV)."""
 
     total_s: float = 0.0
     queue_s: float = 0.0  # before and after the worker: admission, routing, transport

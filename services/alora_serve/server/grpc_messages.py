@@ -125,17 +125,22 @@ def _set_typed_view(message: pb.IntrinsicResult, result: Any) -> None:
 
 
 def _timings_to_pb(timings: Timings) -> pb.Timings:
+    """Whole nanoseconds that still add up: ``other`` is what the phases leave of
+    ``total``."""
+    ns = {
+        "total": timings.total_s,
+        "worker": timings.worker_s,
+        "queue": timings.queue_s,
+        "base_kv": timings.base_kv_s,
+        "adapter_prefill": timings.adapter_prefill_s,
+        "decode": timings.decode_s,
+    }
+    ns = {field: round(seconds * 1e9) for field, seconds in ns.items()}
+    phases = ns["queue"] + ns["base_kv"] + ns["adapter_prefill"] + ns["decode"]
+    ns["other"] = max(0, ns["total"] - phases)
     message = pb.Timings()
-    for field, seconds in (
-        ("total", timings.total_s),
-        ("worker", timings.worker_s),
-        ("queue", timings.queue_s),
-        ("base_kv", timings.base_kv_s),
-        ("adapter_prefill", timings.adapter_prefill_s),
-        ("decode", timings.decode_s),
-        ("other", timings.other_s),
-    ):
-        getattr(message, field).FromNanoseconds(round(seconds * 1e9))
+    for field, nanoseconds in ns.items():
+        getattr(message, field).FromNanoseconds(nanoseconds)
     return message
 
 

@@ -9,6 +9,7 @@ field, rather than a silently ignored option. The Ray Serve ingress
 from __future__ import annotations
 
 import dataclasses
+import json
 import time
 import uuid
 from typing import Any
@@ -24,7 +25,9 @@ from alora_serve.intrinsics.runner import IntrinsicResult
 
 # One error mapping for both APIs: the gRPC status a failure gets, as an HTTP status.
 _HTTP_STATUS = {
-    grpc.StatusCode.INVALID_ARGUMENT: 422,
+    # 400: valid JSON for the schema, but not acceptable (FastAPI answers 422 when a body
+    # does not fit the schema, naming each field).
+    grpc.StatusCode.INVALID_ARGUMENT: 400,
     grpc.StatusCode.UNAUTHENTICATED: 401,
     grpc.StatusCode.PERMISSION_DENIED: 403,
     grpc.StatusCode.NOT_FOUND: 404,
@@ -58,11 +61,11 @@ class ErrorBody(BaseModel):
 
 
 _ERRORS = {
-    400: "the body could not be read as JSON (e.g. not UTF-8)",
+    400: "the request is not acceptable (the message says what to change), or its body is not JSON",
     401: "no valid bearer token (when the server requires tokens)",
     403: "the token may not call an intrinsic it named",
     404: "an intrinsic that is not served",
-    413: "the input does not fit the model's context",
+    413: "the input does not fit the model's context, or the body is over the size limit",
     429: "the server is at its limit of calls at once; retry after Retry-After seconds",
     503: "a worker is unavailable or did not answer in time; retry later",
     504: "the call's deadline passed",
@@ -96,6 +99,47 @@ def chat_completion(result: Generation, model_name: str) -> dict:
             "prompt_tokens_details": {"cached_tokens": usage.reused_prompt_tokens},
         },
     }
+
+
+class BodyLimit:
+    """ASGI middleware: a request body over the app's ``state.max_body_bytes`` gets 413
+    before it is read whole (for HTTP what ``max_message_bytes`` is for gRPC)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        limit = scope["app"].state.max_body_bytes
+        declared = dict(scope["headers"]).get(b"content-length", b"0")
+        if not declared.isdigit() or int(declared) > limit:
+            return await _too_large(send, limit)
+        received = 0
+
+        async def limited_receive() -> dict:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > limit:
+                raise _BodyTooLarge
+            return message
+
+        try:
+            await self.app(scope, limited_receive, send)
+        except _BodyTooLarge:
+            await _too_large(send, limit)
+
+
+class _BodyTooLarge(Exception):
+    pass
+
+
+async def _too_large(send: Any, limit: int) -> None:
+    body = json.dumps({"detail": f"the request body is over {limit} bytes; send less"})
+    headers = [(b"content-type", b"application/json")]
+    await send({"type": "http.response.start", "status": 413, "headers": headers})
+    await send({"type": "http.response.body", "body": body.encode()})
 
 
 def result_to_json(result: IntrinsicResult) -> dict[str, Any]:

@@ -9,7 +9,6 @@ from typing import Any
 from ray import serve
 
 from alora_serve.disagg.prefill_service import LeaseLimits
-from alora_serve.gateway.admission import DEFAULT_MAX_IN_FLIGHT
 from alora_serve.gateway.auth import TokenTable
 from alora_serve.intrinsics.catalog import Catalog
 from alora_serve.model import resolve_model
@@ -51,7 +50,6 @@ def build_app(config: TopologyConfig, library: Path) -> serve.Application:
         gateway=gateway,
         # only token digests travel to the ingress replica
         tokens=TokenTable.load(gateway.tokens_file if gateway else None),
-        max_in_flight=gateway.max_in_flight if gateway else DEFAULT_MAX_IN_FLIGHT,
     )
     resources = dict(gateway.resources) if gateway else {}
     ingress = IntrinsicsIngress.options(

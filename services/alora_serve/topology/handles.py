@@ -31,7 +31,7 @@ from ray.serve.handle import DeploymentHandle, DeploymentResponse, DeploymentRes
 from alora_serve.topology.errors import CallTimeoutError
 
 
-def call(
+def _call(
     handle: DeploymentHandle, method: str, *args: Any, session: str | None = None
 ) -> DeploymentResponse:
     """Start ``handle.method(*args)`` under its own request identity (``session``: the
@@ -54,7 +54,7 @@ async def answer(
 ) -> Any:
     """The result of ``handle.method(*args)``; the call is cancelled in the callee when
     the caller gives up, and fails with ``CallTimeoutError`` after ``timeout_s``."""
-    response = call(handle, method, *args, session=session)
+    response = _call(handle, method, *args, session=session)
     started = time.monotonic()
     try:
         return await asyncio.wait_for(response, timeout_s)

@@ -22,7 +22,8 @@ from alora_serve.engine import ChatMessage, Generation, SamplingOptions
 from alora_serve.engine.types import GenerationChunk
 from alora_serve.gateway.admission import DEFAULT_MAX_IN_FLIGHT, Admission
 from alora_serve.gateway.auth import Principal, TokenTable
-from alora_serve.gateway.config import GatewayConfig
+from alora_serve.gateway.config import DEFAULT_MAX_MESSAGE_BYTES, GatewayConfig
+from alora_serve.gateway.failures import to_call_error
 from alora_serve.gateway.metrics import GatewayCollector
 from alora_serve.gateway.server import Gateway, start_gateway
 from alora_serve.gateway.servicer import IntrinsicsServicer
@@ -31,6 +32,7 @@ from alora_serve.intrinsics.catalog import UnknownIntrinsicError
 from alora_serve.intrinsics.rewrite import IntrinsicRequest
 from alora_serve.intrinsics.runner import IntrinsicResult
 from alora_serve.server.http_api import (
+    BodyLimit,
     ChatCompletionRequest,
     chat_completion,
     error_responses,
@@ -55,15 +57,24 @@ class IngressSettings:
     call_timeout_s: float
     gateway: GatewayConfig | None = None  # None: no gRPC gateway
     tokens: TokenTable = field(default_factory=TokenTable)
-    max_in_flight: int = DEFAULT_MAX_IN_FLIGHT  # calls served at once, gRPC and HTTP
+
+    @property
+    def max_in_flight(self) -> int:
+        """Calls served at once, gRPC and HTTP together."""
+        return self.gateway.max_in_flight if self.gateway else DEFAULT_MAX_IN_FLIGHT
+
+    @property
+    def max_body_bytes(self) -> int:
+        """The largest request, gRPC message or HTTP body."""
+        return self.gateway.max_message_bytes if self.gateway else DEFAULT_MAX_MESSAGE_BYTES
 
 
 def _conversation_key(request: IntrinsicRequest) -> str:
     return request.model_dump_json(include={"messages", "documents"})
 
 
-async def _stamped(answer: Awaitable[Any]) -> tuple[Any, float]:
-    return await answer, time.perf_counter()
+async def _stamped(reply: Awaitable[Any]) -> tuple[Any, float]:
+    return await reply, time.perf_counter()
 
 
 def _seen_from_front_door(
@@ -81,6 +92,7 @@ def _seen_from_front_door(
 
 
 http = FastAPI(title="alora-serve", version="v1")
+http.add_middleware(BodyLimit)
 
 
 @serve.deployment
@@ -99,6 +111,7 @@ class IntrinsicsIngress:
         settings: IngressSettings,
     ) -> None:
         keep_servers_local()
+        http.state.max_body_bytes = settings.max_body_bytes
         self._workers = dict(workers)  # worker name -> handle
         self._routes = dict(routes)  # intrinsic -> worker name
         self._catalog = catalog
@@ -270,8 +283,7 @@ class IntrinsicsIngress:
             code = "CANCELLED"
             raise
         except Exception as exc:
-            error = http_error(exc)
-            code = error.status_code
-            raise error from exc
+            code = to_call_error(exc).code.name  # counted as gRPC counts it
+            raise http_error(exc) from exc
         finally:
-            self._admission.record(route, str(code))
+            self._admission.record(route, code)

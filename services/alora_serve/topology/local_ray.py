@@ -18,16 +18,24 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 LOOPBACK = "127.0.0.1"
 SINGLE_HOST_MODE = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": the node's IP is loopback
+AUTH_MODE = "RAY_AUTH_MODE"  # Ray sets it to "token" for a new cluster unless told otherwise
+
+
+@dataclass(frozen=True)
+class LocalRay:
+    address: str
+    token_auth: bool  # off only where the user set RAY_AUTH_MODE=disabled
 
 
 @contextlib.contextmanager
-def running(**options: Any) -> Iterator[str]:
-    """A new single-node Ray bound to loopback, for the duration of the block; yields its
-    address (``options``: more ``ray.init`` arguments, e.g. ``num_cpus``)."""
+def running(**options: Any) -> Iterator[LocalRay]:
+    """A new single-node Ray bound to loopback, for the duration of the block
+    (``options``: more ``ray.init`` arguments, e.g. ``num_cpus``)."""
     import ray
 
     with _single_host_mode():
@@ -39,7 +47,8 @@ def running(**options: Any) -> Iterator[str]:
             **options,
         )
         try:
-            yield ray.get_runtime_context().gcs_address
+            address = ray.get_runtime_context().gcs_address
+            yield LocalRay(address, os.environ.get(AUTH_MODE) == "token")
         finally:
             ray.shutdown()
 
@@ -52,14 +61,17 @@ def _single_host_mode() -> Iterator[None]:
 
     # Every Ray process started in the block reads it from the environment it inherits;
     # this process read it when it imported Ray, so its copy is set as well.
-    saved = os.environ.get(SINGLE_HOST_MODE), ray_constants.ENABLE_RAY_CLUSTER
+    # Ray sets AUTH_MODE in this process when it starts a cluster: restored afterwards too.
+    saved = {name: os.environ.get(name) for name in (SINGLE_HOST_MODE, AUTH_MODE)}
+    cluster_mode = ray_constants.ENABLE_RAY_CLUSTER
     os.environ[SINGLE_HOST_MODE] = "0"
     ray_constants.ENABLE_RAY_CLUSTER = False
     try:
         yield
     finally:
-        if saved[0] is None:
-            os.environ.pop(SINGLE_HOST_MODE, None)
-        else:
-            os.environ[SINGLE_HOST_MODE] = saved[0]
-        ray_constants.ENABLE_RAY_CLUSTER = saved[1]
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        ray_constants.ENABLE_RAY_CLUSTER = cluster_mode

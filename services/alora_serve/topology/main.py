@@ -16,6 +16,7 @@ from alora_serve.gateway.config import GatewayConfig
 from alora_serve.topology.config import TopologyConfig
 
 APP_NAME = "alora"
+STATS_TIMEOUT_S = 30.0
 
 
 @dataclass(frozen=True)
@@ -39,8 +40,9 @@ def serve_topology(
     library = resolve_library(config, progress)
     app = build_app(config, library)  # validated before Ray starts anything
     progress("Starting Ray on this host (listening on loopback only) ...")
-    with local_ray.running(_metrics_export_port=addresses.metrics_port) as address:
-        progress(f"Ray is up at {address} (token authentication, no dashboard)")
+    with local_ray.running(_metrics_export_port=addresses.metrics_port) as ray_node:
+        auth = "token authentication" if ray_node.token_auth else "NO token authentication"
+        progress(f"Ray is up at {ray_node.address} ({auth}, no dashboard)")
         try:
             _serve_until_stopped(config, app, addresses, progress)
         finally:
@@ -105,15 +107,19 @@ class _ReadinessReport:
 
 
 def _warm_up_note(deployment: str) -> str:
+    """What the deployment warmed up, and how long that took (an ingress has nothing)."""
     from ray import serve
 
     from alora_serve.topology.app import INGRESS
 
     if deployment == INGRESS:
         return ""
-    stats = serve.get_deployment_handle(deployment, APP_NAME).stats.remote().result()
-    warmed = stats.get("warm_up_s", {})
-    return f"; warmed up {', '.join(warmed)} in {max(warmed.values(), default=0):.1f} s"
+    handle = serve.get_deployment_handle(deployment, APP_NAME)
+    try:
+        warm_up = handle.stats.remote().result(timeout_s=STATS_TIMEOUT_S)["warm_up"]
+    except Exception as exc:  # the note is a courtesy: it never holds up the start
+        return f" (its warm-up report did not come: {type(exc).__name__})"
+    return f"; warmed up {', '.join(warm_up['warmed'])} in {warm_up['seconds']:.1f} s"
 
 
 def _self_check(ingress, progress: Callable[[str], None]) -> None:

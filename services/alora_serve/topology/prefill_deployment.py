@@ -31,7 +31,7 @@ class PrefillDeployment(ServesBaseTurns):
     async def __init__(self, engine: EngineConfig, limits: LeaseLimits) -> None:
         keep_servers_local()
         started = self.base_engine = await Engine.start(engine)
-        self.warm_up_s = {"base model": await self.warm_up_base()}
+        self.warm_up_s = await self.warm_up_base()
         self.service = PrefillService(started, node_id(), limits)
         self._background = [
             asyncio.create_task(self.service.expire_leases_forever(limits.ttl_s / 4)),
@@ -59,7 +59,8 @@ class PrefillDeployment(ServesBaseTurns):
             "fills": self.service.engine.prefixes.fills,
             "in_flight": self.service.engine.in_flight,
             "store": vars(self.service.engine.kv_store_stats()),
-            "warm_up_s": self.warm_up_s,  # first-use costs paid before serving
+            # first-use costs paid before serving
+            "warm_up": {"warmed": ["base model"], "seconds": self.warm_up_s},
         }
 
     def __del__(self) -> None:

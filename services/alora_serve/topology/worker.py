@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -44,9 +45,12 @@ class IntrinsicWorker(ServesBaseTurns):
         if prefill is not None:
             self.transfer = attach_to_prefill(self.engine, HandlePrefillClient(prefill), node_id())
         self.runner = IntrinsicRunner(self.engine, catalog)
-        self.warm_up_s = await self.runner.warm_up()
+        started = time.perf_counter()
+        self.warmed_up = list(await self.runner.warm_up())
         if not self.engine.merged:
-            self.warm_up_s["base model"] = await self.warm_up_base()
+            await self.warm_up_base()
+            self.warmed_up.append("base model")
+        self.warm_up_s = time.perf_counter() - started
         collectors = [self.engine.metrics_collector()]
         if self.transfer is not None:
             collectors.append(TransferCollector(lambda: self.transfer.counts))
@@ -76,7 +80,8 @@ class IntrinsicWorker(ServesBaseTurns):
                 transfer["recomputed_tokens"] if transfer else self.engine.prefixes.filled_tokens
             ),
             "in_flight": self.engine.in_flight,
-            "warm_up_s": self.warm_up_s,  # first-use costs paid before serving
+            # first-use costs paid before serving
+            "warm_up": {"warmed": self.warmed_up, "seconds": self.warm_up_s},
         }
 
     def __del__(self) -> None:

@@ -1,0 +1,48 @@
+"""The HTTP API's body bound (``BodyLimit``), on a small FastAPI app in process."""
+
+from __future__ import annotations
+
+import httpx
+from fastapi import FastAPI, Request
+
+from alora_serve.server.http_api import BodyLimit
+
+LIMIT = 100
+
+
+def app() -> FastAPI:
+    served = FastAPI()
+    served.add_middleware(BodyLimit)
+    served.state.max_body_bytes = LIMIT
+
+    @served.post("/echo")
+    async def echo(request: Request) -> dict:
+        return {"bytes": len(await request.body())}
+
+    return served
+
+
+async def post(content) -> httpx.Response:
+    transport = httpx.ASGITransport(app=app())
+    async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
+        return await client.post("/echo", content=content)
+
+
+async def test_bodies_within_the_limit_are_served() -> None:
+    response = await post(b"x" * LIMIT)
+    assert response.status_code == 200 and response.json() == {"bytes": LIMIT}
+
+
+async def test_a_declared_length_over_the_limit_is_refused_before_reading() -> None:
+    response = await post(b"x" * (LIMIT + 1))
+    assert response.status_code == 413
+    assert response.json()["detail"] == f"the request body is over {LIMIT} bytes; send less"
+
+
+async def test_a_streamed_body_is_cut_off_once_it_passes_the_limit() -> None:
+    async def chunks():
+        for _ in range(5):
+            yield b"x" * 40  # no content-length: chunked
+
+    response = await post(chunks())
+    assert response.status_code == 413
