@@ -23,7 +23,11 @@ from typing import Any
 
 LOOPBACK = "127.0.0.1"
 SINGLE_HOST_MODE = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": the node's IP is loopback
-AUTH_MODE = "RAY_AUTH_MODE"  # Ray sets it to "token" for a new cluster unless told otherwise
+# Ray sets it to "token" in this process when it starts a cluster (unless told otherwise) and
+# keeps using tokens in this process from then on: it is left as Ray sets it. Unsetting it
+# made this process's later clusters start without tokens while its clients still sent
+# them, and calls through Serve handles then never arrived.
+AUTH_MODE = "RAY_AUTH_MODE"
 
 
 @dataclass(frozen=True)
@@ -61,17 +65,15 @@ def _single_host_mode() -> Iterator[None]:
 
     # Every Ray process started in the block reads it from the environment it inherits;
     # this process read it when it imported Ray, so its copy is set as well.
-    # Ray sets AUTH_MODE in this process when it starts a cluster: restored afterwards too.
-    saved = {name: os.environ.get(name) for name in (SINGLE_HOST_MODE, AUTH_MODE)}
+    saved = os.environ.get(SINGLE_HOST_MODE)
     cluster_mode = ray_constants.ENABLE_RAY_CLUSTER
     os.environ[SINGLE_HOST_MODE] = "0"
     ray_constants.ENABLE_RAY_CLUSTER = False
     try:
         yield
     finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+        if saved is None:
+            os.environ.pop(SINGLE_HOST_MODE, None)
+        else:
+            os.environ[SINGLE_HOST_MODE] = saved
         ray_constants.ENABLE_RAY_CLUSTER = cluster_mode
