@@ -13,17 +13,17 @@ from ray.serve.exceptions import BackPressureError
 
 from alora_serve.disagg.leases import TooManyLeasesError
 from alora_serve.disagg.remote_prefixes import PrefillUnavailableError
-from alora_serve.engine.errors import PromptTooLongError
+from alora_serve.engine.errors import PromptTooLongError, UnknownAdapterError
 from alora_serve.gateway.admission import OverloadedError
 from alora_serve.gateway.auth import AuthenticationError, PermissionDeniedError
 from alora_serve.gateway.failures import RETRY_AFTER_S, to_call_error
+from alora_serve.gateway.http_api import http_error
 from alora_serve.gateway.status import DETAILS_KEY, DOMAIN, CallError
 from alora_serve.intrinsics.catalog import UnknownIntrinsicError
 from alora_serve.intrinsics.rewrite import IntrinsicInputError, IntrinsicRequest
-from alora_serve.intrinsics.runner import InputTooLongError
+from alora_serve.intrinsics.runner import InputTooLongError, IntrinsicOutputError
 from alora_serve.kv.block_pool import StoreFullError
-from alora_serve.server.http_api import http_error
-from alora_serve.topology.errors import WorkerUnavailableError
+from alora_serve.topology.handles import WorkerUnavailableError
 
 Code = grpc.StatusCode
 DETAIL_TYPES = (
@@ -176,6 +176,26 @@ def test_unexpected_failures_are_internal_and_hide_their_text(caplog) -> None:
     assert set(details) == {"ErrorInfo"}
     # the operator still sees what happened
     assert any(record.exc_info for record in caplog.records)
+
+
+def test_intrinsic_output_errors_are_internal_and_keep_their_message(caplog) -> None:
+    exc = IntrinsicOutputError(
+        "'citations' output reached its 64 token limit before its JSON was complete; "
+        "raise max_completion_tokens in its io.yaml"
+    )
+    with caplog.at_level(logging.ERROR, logger="alora_serve.gateway.failures"):
+        error = to_call_error(ray_wrapped(exc))
+    assert (error.code, error.reason) == (Code.INTERNAL, "INVALID_INTRINSIC_OUTPUT")
+    assert error.message == str(exc)
+    assert set(decode(error)[1]) == {"ErrorInfo"}
+    assert "io.yaml" not in caplog.text  # the log names the kind, not the message
+
+
+def test_unknown_adapters_are_not_found_with_resource_info() -> None:
+    error = to_call_error(UnknownAdapterError("nope", ["a"]))
+    assert (error.code, error.reason) == (Code.NOT_FOUND, "UNKNOWN_ADAPTER")
+    resource = decode(error)[1]["ResourceInfo"]
+    assert (resource.resource_type, resource.resource_name) == ("adapter", "nope")
 
 
 def test_call_errors_pass_through_unchanged() -> None:

@@ -5,9 +5,7 @@ from alora.v1 import intrinsics_pb2 as pb
 from pydantic import ValidationError
 
 from alora_serve.engine.types import ChatMessage, GenerationChunk, SamplingOptions, Usage
-from alora_serve.intrinsics.rewrite import IntrinsicInputError
-from alora_serve.intrinsics.runner import IntrinsicResult, Timings
-from alora_serve.server.grpc_messages import (
+from alora_serve.gateway.messages import (
     DEFAULT_MAX_TOKENS,
     call_from_pb,
     chunk_to_pb,
@@ -17,6 +15,8 @@ from alora_serve.server.grpc_messages import (
     result_to_pb,
     single_call_from_pb,
 )
+from alora_serve.intrinsics.rewrite import IntrinsicInputError
+from alora_serve.intrinsics.runner import IntrinsicResult, Timings
 
 CONVERSATION = pb.Conversation(
     messages=[pb.Message(role="user", content="Who wrote Hamlet?")],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import httpx
 from fastapi import FastAPI, Request
 
-from alora_serve.server.http_api import BodyLimit
+from alora_serve.gateway.http_api import BodyLimit
 
 LIMIT = 100
 

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from alora_serve.errors import InvalidInputError
 
-class InvocationNotFoundError(ValueError):
+
+class InvocationNotFoundError(InvalidInputError):
     """An aLoRA intrinsic was called on a prompt that does not contain its invocation."""
 
 

@@ -13,10 +13,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
+from alora_serve.errors import OverloadedError
+
 Held = TypeVar("Held")
 
 
-class TooManyLeasesError(RuntimeError):
+class TooManyLeasesError(OverloadedError):
     """Every lease is taken: back-pressure, retry later."""
 
 

@@ -20,16 +20,16 @@ import torch
 from alora_serve.disagg.grants import LeaseGrant
 from alora_serve.disagg.leases import LeaseTable
 from alora_serve.engine import Engine
+from alora_serve.errors import NotFoundError
 from alora_serve.kv.prefix_store import PrefixLease
 
 logger = logging.getLogger(__name__)
 
 
-class UnknownLeaseError(KeyError):
+class UnknownLeaseError(NotFoundError):
     """The lease was released or expired (or granted by another replica)."""
 
-    def __str__(self) -> str:
-        return self.args[0]
+    reason = "UNKNOWN_LEASE"
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,9 @@ class PrefillService:
         """The bytes of blocks ``blocks`` of a leased prefix, for a reader on another host."""
         lease = self._leases.get(lease_id)
         if lease is None:
-            raise UnknownLeaseError(f"lease {lease_id} was released or has expired")
+            raise UnknownLeaseError(
+                f"lease {lease_id} was released or has expired", ("lease", str(lease_id))
+            )
         return self.engine.arena.read_slots([lease.slots[b] for b in blocks])
 
     async def store(self, tokens: Sequence[int], tenant: str) -> None:

@@ -25,8 +25,9 @@ import torch
 
 from alora_serve.disagg.grants import LeaseGrant
 from alora_serve.engine import Engine
-from alora_serve.engine.errors import EngineError, KVLoadError
+from alora_serve.engine.errors import KVLoadError
 from alora_serve.engine.prefixes import Fill, HoldsPrefix, PrefixManager
+from alora_serve.errors import UnavailableError
 from alora_serve.kv.arena import SlotArena
 from alora_serve.kv.fingerprint import IncompatibleKVError, KVFingerprint
 from alora_serve.kv.orders import SaveOrder
@@ -35,7 +36,7 @@ from alora_serve.kv.prefix_store import PrefixLease
 logger = logging.getLogger(__name__)
 
 
-class PrefillUnavailableError(EngineError):
+class PrefillUnavailableError(UnavailableError):
     """The prefill service could not supply base KV, and this worker cannot compute it."""
 
 

@@ -2,30 +2,33 @@
 
 from __future__ import annotations
 
-
-class EngineError(RuntimeError):
-    """Base of the engine's request errors."""
+from alora_serve.errors import InternalError, InvalidInputError, NotFoundError, TooLongError
 
 
-class UnknownAdapterError(EngineError, KeyError):
+class EngineError(InternalError):
+    """The engine was asked for something it cannot do (e.g. base-model text from an
+    engine that runs an adapter merged into its weights)."""
+
+
+class UnknownAdapterError(NotFoundError):
+    reason = "UNKNOWN_ADAPTER"
+
     def __init__(self, name: str, known: list[str]) -> None:
-        super().__init__(f"no adapter named {name!r}; loaded adapters: {sorted(known) or 'none'}")
-
-    def __str__(self) -> str:  # KeyError would repr() the message
-        return self.args[0]
+        loaded = sorted(known) or "none"
+        super().__init__(f"no adapter named {name!r}; loaded adapters: {loaded}", ("adapter", name))
 
 
-class KVLoadError(EngineError):
+class KVLoadError(InternalError):
     """vLLM refused a request because its prefix KV could not be supplied intact."""
 
 
-class RequestFailedError(EngineError):
+class RequestFailedError(InternalError):
     """vLLM finished a request with an error."""
 
 
-class PromptTooLongError(EngineError, ValueError):
+class PromptTooLongError(TooLongError):
     """The prompt plus the tokens to generate do not fit the model's context."""
 
 
-class InvalidRequestError(EngineError, ValueError):
+class InvalidRequestError(InvalidInputError):
     """vLLM refused the request's parameters (its message names the parameter)."""

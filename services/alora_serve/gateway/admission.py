@@ -8,11 +8,9 @@ import contextlib
 from collections import Counter
 from collections.abc import Iterator
 
+from alora_serve.errors import OverloadedError
+
 DEFAULT_MAX_IN_FLIGHT = 64
-
-
-class OverloadedError(Exception):
-    """The gateway serves as many calls as it may; this one was refused."""
 
 
 class Admission:

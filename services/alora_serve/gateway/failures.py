@@ -1,8 +1,9 @@
 """What each failure of a call tells the client: exceptions -> ``CallError``.
 
-Errors raised in another replica arrive wrapped by Ray (an instance of both
-``RayTaskError`` and the original class, whose text is a traceback); the client gets the
-original's message, never a traceback.
+The service's errors arrive as kinds of ``alora_serve.errors`` (each carries its stable
+reason); Ray's and pydantic's as themselves. Errors raised in another replica arrive
+wrapped by Ray (an instance of both ``RayTaskError`` and the original class, whose text
+is a traceback); the client gets the original's message, never a traceback.
 """
 
 from __future__ import annotations
@@ -19,17 +20,16 @@ from ray.serve.exceptions import (
     RequestCancelledError,
 )
 
-from alora_serve.disagg.leases import TooManyLeasesError
-from alora_serve.disagg.remote_prefixes import PrefillUnavailableError
-from alora_serve.engine.errors import InvalidRequestError, PromptTooLongError
-from alora_serve.gateway.admission import OverloadedError
+from alora_serve.errors import (
+    InternalError,
+    InvalidInputError,
+    NotFoundError,
+    OverloadedError,
+    TooLongError,
+    UnavailableError,
+)
 from alora_serve.gateway.auth import AuthenticationError, PermissionDeniedError
 from alora_serve.gateway.status import CallError
-from alora_serve.intrinsics.catalog import UnknownIntrinsicError
-from alora_serve.intrinsics.rewrite import IntrinsicInputError
-from alora_serve.intrinsics.runner import InputTooLongError
-from alora_serve.kv.block_pool import StoreFullError
-from alora_serve.topology.errors import WorkerUnavailableError
 
 RETRY_AFTER_S = 1.0
 logger = logging.getLogger(__name__)
@@ -45,7 +45,7 @@ def to_call_error(exc: BaseException) -> CallError:
         case ValidationError():
             return CallError(
                 Code.INVALID_ARGUMENT,
-                "INVALID_REQUEST",
+                InvalidInputError.reason,
                 _validation_summary(exc),
                 field_violations=tuple(
                     (".".join(map(str, e["loc"])), e["msg"]) for e in exc.errors()
@@ -55,30 +55,24 @@ def to_call_error(exc: BaseException) -> CallError:
             return CallError(Code.UNAUTHENTICATED, "INVALID_TOKEN", message)
         case PermissionDeniedError():
             return CallError(Code.PERMISSION_DENIED, "INTRINSIC_NOT_ALLOWED", message)
-        case UnknownIntrinsicError():
-            return CallError(
-                Code.NOT_FOUND, "UNKNOWN_INTRINSIC", message, resource=("intrinsic", exc.name)
-            )
-        case InputTooLongError() | PromptTooLongError():
-            return CallError(Code.RESOURCE_EXHAUSTED, "INPUT_TOO_LONG", message)
-        case IntrinsicInputError():
-            return CallError(Code.INVALID_ARGUMENT, "INVALID_INTRINSIC_INPUT", message)
-        case InvalidRequestError():
-            return CallError(Code.INVALID_ARGUMENT, "INVALID_REQUEST", message)
-        case OverloadedError() | BackPressureError() | TooManyLeasesError() | StoreFullError():
-            return CallError(
-                Code.RESOURCE_EXHAUSTED, "OVERLOADED", message, retry_after_s=RETRY_AFTER_S
-            )
+        case NotFoundError():
+            return CallError(Code.NOT_FOUND, exc.reason, message, resource=exc.resource)
+        case TooLongError():  # retrying the same input cannot help: no retry delay
+            return CallError(Code.RESOURCE_EXHAUSTED, exc.reason, message)
+        case InvalidInputError():
+            return CallError(Code.INVALID_ARGUMENT, exc.reason, message)
+        case OverloadedError() | BackPressureError():
+            return _retryable(Code.RESOURCE_EXHAUSTED, OverloadedError.reason, message)
         case (
-            WorkerUnavailableError()
-            | PrefillUnavailableError()
+            UnavailableError()
             | RayActorError()
             | DeploymentUnavailableError()
             | ReplicaUnavailableError()
         ):
-            return CallError(
-                Code.UNAVAILABLE, "WORKER_UNAVAILABLE", message, retry_after_s=RETRY_AFTER_S
-            )
+            return _retryable(Code.UNAVAILABLE, UnavailableError.reason, message)
+        case InternalError():
+            logger.error("call failed: %s (%s)", exc.reason, type(exc).__name__)
+            return CallError(Code.INTERNAL, exc.reason, message)
         case RequestCancelledError():
             return CallError(Code.CANCELLED, "CANCELLED", "the call was cancelled")
         case TimeoutError():
@@ -89,6 +83,10 @@ def to_call_error(exc: BaseException) -> CallError:
     return CallError(
         Code.INTERNAL, "INTERNAL", f"the server failed the call ({type(exc).__name__})"
     )
+
+
+def _retryable(code: grpc.StatusCode, reason: str, message: str) -> CallError:
+    return CallError(code, reason, message, retry_after_s=RETRY_AFTER_S)
 
 
 def _original(exc: BaseException) -> BaseException:

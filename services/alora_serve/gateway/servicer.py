@@ -17,13 +17,13 @@ from alora.v1 import intrinsics_pb2 as pb
 from alora.v1 import intrinsics_pb2_grpc
 
 from alora_serve.engine.types import ChatMessage, GenerationChunk, SamplingOptions
+from alora_serve.gateway import messages as convert
 from alora_serve.gateway.admission import Admission
 from alora_serve.gateway.auth import Principal, TokenTable
 from alora_serve.gateway.failures import to_call_error
 from alora_serve.gateway.status import abort
 from alora_serve.intrinsics.call import IntrinsicsCall
 from alora_serve.intrinsics.runner import IntrinsicResult
-from alora_serve.server import grpc_messages as convert
 
 
 class IntrinsicsBackend(Protocol):

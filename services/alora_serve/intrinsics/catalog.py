@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from alora_serve.adapters import AdapterSpec, read_adapter
+from alora_serve.errors import NotFoundError
 from alora_serve.intrinsics.builtins import (
     NEEDS_DOCUMENTS,
     builtin_config,
@@ -31,9 +32,13 @@ class CatalogError(ValueError):
     """An adapter library that cannot be served as it is (names the directory)."""
 
 
-class UnknownIntrinsicError(LookupError):
+class UnknownIntrinsicError(NotFoundError):
+    reason = "UNKNOWN_INTRINSIC"
+
     def __init__(self, name: str, known: Iterable[str]) -> None:
-        super().__init__(f"unknown intrinsic {name!r}; installed: {sorted(known)}")
+        super().__init__(
+            f"unknown intrinsic {name!r}; installed: {sorted(known)}", ("intrinsic", name)
+        )
         self.name = name
 
 

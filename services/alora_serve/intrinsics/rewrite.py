@@ -18,6 +18,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from alora_serve.engine.types import ChatMessage
+from alora_serve.errors import InvalidInputError
 from alora_serve.intrinsics.io_config import IOConfig
 from alora_serve.intrinsics.schemas import Schema, inline_refs
 from alora_serve.intrinsics.sentences import DecodeSentences, Sentence, tag_sentences
@@ -27,8 +28,10 @@ LAST_MESSAGE = "last_message"  # the instruction's field for the (tagged) last m
 DOCUMENTS_PREAMBLE = "You have access to the following documents:\n\n"
 
 
-class IntrinsicInputError(ValueError):
+class IntrinsicInputError(InvalidInputError):
     """A call the intrinsic cannot take; the message says what to change."""
+
+    reason = "INVALID_INTRINSIC_INPUT"
 
 
 class Document(BaseModel):

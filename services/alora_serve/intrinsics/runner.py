@@ -14,6 +14,7 @@ from typing import Any
 from alora_serve.engine import Engine
 from alora_serve.engine.prefixes import HoldsPrefix
 from alora_serve.engine.types import ChatMessage, Generation, SamplingOptions, Usage
+from alora_serve.errors import InternalError, TooLongError
 from alora_serve.intrinsics.catalog import Catalog, Intrinsic
 from alora_serve.intrinsics.output import OutputParseError, process_output
 from alora_serve.intrinsics.rewrite import (
@@ -31,12 +32,16 @@ from alora_serve.intrinsics.transformations import TokenLogprobs, Transformation
 DEFAULT_MAX_TOKENS = 256
 
 
-class InputTooLongError(IntrinsicInputError):
+class InputTooLongError(IntrinsicInputError, TooLongError):
     """The rendered prompt plus the intrinsic's output would not fit the model."""
 
+    reason = TooLongError.reason
 
-class IntrinsicOutputError(RuntimeError):
+
+class IntrinsicOutputError(InternalError):
     """The adapter's output could not be turned into a result (e.g. cut at max tokens)."""
+
+    reason = "INVALID_INTRINSIC_OUTPUT"
 
 
 @dataclass(frozen=True)

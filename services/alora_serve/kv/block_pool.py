@@ -17,10 +17,11 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
+from alora_serve.errors import OverloadedError
 from alora_serve.kv.hashing import BlockKey
 
 
-class StoreFullError(RuntimeError):
+class StoreFullError(OverloadedError):
     """Every slot is pinned by in-flight work: back-pressure, retry later."""
 
 

@@ -12,8 +12,10 @@ from __future__ import annotations
 import json
 from dataclasses import asdict, dataclass, fields
 
+from alora_serve.errors import InternalError
 
-class IncompatibleKVError(RuntimeError):
+
+class IncompatibleKVError(InternalError):
     """Two engines' KV blocks cannot be exchanged; the message names what differs."""
 
 

@@ -28,7 +28,16 @@ from ray.serve import context as serve_context
 from ray.serve.exceptions import RayServeException
 from ray.serve.handle import DeploymentHandle, DeploymentResponse, DeploymentResponseGenerator
 
-from alora_serve.topology.errors import CallTimeoutError
+from alora_serve.errors import UnavailableError
+
+
+class WorkerUnavailableError(UnavailableError):
+    """No replica of a worker could take the call; retry later."""
+
+
+class CallTimeoutError(WorkerUnavailableError):
+    """A deployment did not answer a call in time (the message names which, from where,
+    and after how long)."""
 
 
 def _call(

@@ -24,14 +24,7 @@ from alora_serve.gateway.admission import DEFAULT_MAX_IN_FLIGHT, Admission
 from alora_serve.gateway.auth import Principal, TokenTable
 from alora_serve.gateway.config import DEFAULT_MAX_MESSAGE_BYTES, GatewayConfig
 from alora_serve.gateway.failures import to_call_error
-from alora_serve.gateway.metrics import GatewayCollector
-from alora_serve.gateway.server import Gateway, start_gateway
-from alora_serve.gateway.servicer import IntrinsicsServicer
-from alora_serve.intrinsics.call import IntrinsicsCall
-from alora_serve.intrinsics.catalog import UnknownIntrinsicError
-from alora_serve.intrinsics.rewrite import IntrinsicRequest
-from alora_serve.intrinsics.runner import IntrinsicResult
-from alora_serve.server.http_api import (
+from alora_serve.gateway.http_api import (
     BodyLimit,
     ChatCompletionRequest,
     chat_completion,
@@ -39,8 +32,14 @@ from alora_serve.server.http_api import (
     http_error,
     result_to_json,
 )
-from alora_serve.topology.errors import CallTimeoutError, WorkerUnavailableError
-from alora_serve.topology.handles import answer
+from alora_serve.gateway.metrics import GatewayCollector
+from alora_serve.gateway.server import Gateway, start_gateway
+from alora_serve.gateway.servicer import IntrinsicsServicer
+from alora_serve.intrinsics.call import IntrinsicsCall
+from alora_serve.intrinsics.catalog import UnknownIntrinsicError
+from alora_serve.intrinsics.rewrite import IntrinsicRequest
+from alora_serve.intrinsics.runner import IntrinsicResult
+from alora_serve.topology.handles import CallTimeoutError, WorkerUnavailableError, answer
 from alora_serve.topology.handles import stream as start_stream
 from alora_serve.topology.metrics import RayMetricsBridge
 from alora_serve.topology.replica import keep_servers_local

@@ -1,1 +1,0 @@
-"""The main job's front door (an OpenAI-style HTTP chat API until the gRPC gateway lands)."""
