@@ -25,9 +25,9 @@ from pathlib import Path
 
 import torch
 
-from alora_serve.kv.arena import ArenaSpec, SlotArena
-from alora_serve.kv.connector_metadata import AloraConnectorMetadata, BlockCopy, BlockLoad
-from alora_serve.kv.connector_worker import ConnectorWorker
+from alora_serve.kv.connector.metadata import AloraConnectorMetadata, BlockCopy, BlockLoad
+from alora_serve.kv.connector.worker import ConnectorWorker
+from alora_serve.kv.store.arena import ArenaSpec, SlotArena
 from bench.report import write_report
 
 LAYERS, KV_HEADS, HEAD_DIM, BLOCK = 30, 3, 64, 128  # SmolLM2-135M, block size 128

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from alora_serve.kv.block_pool import BlockPool, StoreFullError
+from alora_serve.kv.store.block_pool import BlockPool, StoreFullError
 
 A, B, C, D = b"a", b"b", b"c", b"d"
 

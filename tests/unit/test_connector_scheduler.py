@@ -6,8 +6,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from alora_serve.kv.connector_metadata import BlockCopy, BlockLoad
-from alora_serve.kv.connector_scheduler import ConnectorScheduler
+from alora_serve.kv.connector.metadata import BlockCopy, BlockLoad
+from alora_serve.kv.connector.scheduler import ConnectorScheduler
 from alora_serve.kv.orders import LoadOrder, SaveOrder, from_params, to_params
 
 BLOCK = 4
@@ -115,6 +115,7 @@ def test_save_waits_for_the_last_prefill_chunk() -> None:
     side.bind_kv_cache_manager(manager)
     req = request("s", SaveOrder(blocks=(1, 2), slots=(5, 6), tags=(3, 4)), prompt_len=10)
     side.get_num_new_matched_tokens(req, 0)
+    side.update_state_after_alloc(req, blocks(10, 11, 12), 0)
 
     first = side.build_connector_meta(SimpleNamespace(num_scheduled_tokens={"s": 6}))
     assert first.saves == []  # chunked prefill: 6 of 10 tokens
@@ -128,8 +129,19 @@ def test_save_waits_for_the_last_prefill_chunk() -> None:
 def test_finished_requests_leave_no_state() -> None:
     side = ConnectorScheduler(BLOCK)
     load, save = request("l", LOAD), request("s", SaveOrder((0,), (1,), (2,)))
-    side.get_num_new_matched_tokens(load, 0)
-    side.get_num_new_matched_tokens(save, 0)
-    side.request_finished(load)
-    side.request_finished(save)
-    assert side._pending == {} and side._savers == {}
+    for req in (load, save):
+        side.get_num_new_matched_tokens(req, 0)
+        side.update_state_after_alloc(req, blocks(40, 41, 42), 0)
+        side.request_finished(req)
+    assert side._savers == {}
+
+
+def test_asking_for_matched_tokens_changes_nothing() -> None:
+    """vLLM may ask more than once, or ask and then not schedule the request."""
+    side = ConnectorScheduler(BLOCK)
+    fill = SaveOrder(blocks=(1,), slots=(8,), tags=(-2,), preload=LOAD)
+    for req in (request("r", LOAD, prompt_len=14), request("f", fill, prompt_len=14)):
+        for _ in range(3):
+            assert side.get_num_new_matched_tokens(req, 0) == (10, False)
+    meta = side.build_connector_meta(SimpleNamespace(num_scheduled_tokens={"r": 14, "f": 14}))
+    assert (meta.loads, meta.saves, meta.failed_block_ids) == ([], [], [])

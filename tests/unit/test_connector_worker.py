@@ -8,10 +8,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from alora_serve.kv.arena import ARENA_PREFIX, ArenaSpec, SlotArena
-from alora_serve.kv.connector_metadata import AloraConnectorMetadata, BlockCopy, BlockLoad
-from alora_serve.kv.connector_worker import ConnectorWorker, KVLayoutMismatchError
+from alora_serve.kv.connector.metadata import AloraConnectorMetadata, BlockCopy, BlockLoad
+from alora_serve.kv.connector.worker import ConnectorWorker, KVLayoutMismatchError
 from alora_serve.kv.fingerprint import IncompatibleKVError, KVFingerprint
+from alora_serve.kv.store.arena import ARENA_PREFIX, ArenaSpec, SlotArena
 
 LAYERS, BLOCKS, HEADS, BLOCK, HEAD2 = 3, 6, 2, 4, 8  # [blocks, heads, block, 2*head_dim]
 

@@ -22,7 +22,7 @@ from alora_serve.gateway.status import DETAILS_KEY, DOMAIN, CallError
 from alora_serve.intrinsics.catalog import UnknownIntrinsicError
 from alora_serve.intrinsics.rewrite import IntrinsicInputError, IntrinsicRequest
 from alora_serve.intrinsics.runner import InputTooLongError, IntrinsicOutputError
-from alora_serve.kv.block_pool import StoreFullError
+from alora_serve.kv.store.block_pool import StoreFullError
 from alora_serve.topology.handles import WorkerUnavailableError
 
 Code = grpc.StatusCode

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry
 
-from alora_serve.kv.block_pool import BlockPool
-from alora_serve.kv.metrics import KVStoreCollector
+from alora_serve.kv.store.block_pool import BlockPool
+from alora_serve.kv.store.metrics import KVStoreCollector
 
 
 def test_collector_reports_live_store_numbers() -> None:

@@ -5,8 +5,8 @@ import asyncio
 import pytest
 
 from alora_serve.engine.prefixes import PrefixManager
-from alora_serve.kv.block_pool import BlockPool
-from alora_serve.kv.prefix_store import PrefixStore
+from alora_serve.kv.store.block_pool import BlockPool
+from alora_serve.kv.store.prefix_store import PrefixStore
 
 
 class FakePrefill:

@@ -1,9 +1,9 @@
 from __future__ import annotations
 
-from alora_serve.kv.block_pool import BlockPool
-from alora_serve.kv.hashing import key_tag
 from alora_serve.kv.orders import LoadOrder
-from alora_serve.kv.prefix_store import PrefixStore
+from alora_serve.kv.store.block_pool import BlockPool
+from alora_serve.kv.store.hashing import key_tag
+from alora_serve.kv.store.prefix_store import PrefixStore
 
 BLOCK = 4
 

@@ -13,11 +13,11 @@ from alora_serve.disagg.grants import LeaseGrant
 from alora_serve.disagg.remote_prefixes import PrefillUnavailableError, RemotePrefixes
 from alora_serve.engine.errors import KVLoadError
 from alora_serve.engine.prefixes import PrefixManager
-from alora_serve.kv.arena import ArenaSpec, SlotArena
-from alora_serve.kv.block_pool import BlockPool
 from alora_serve.kv.fingerprint import IncompatibleKVError, KVFingerprint
 from alora_serve.kv.orders import LoadOrder
-from alora_serve.kv.prefix_store import PrefixStore
+from alora_serve.kv.store.arena import ArenaSpec, SlotArena
+from alora_serve.kv.store.block_pool import BlockPool
+from alora_serve.kv.store.prefix_store import PrefixStore
 
 BLOCK, LAYERS, NUMEL = 4, 2, 8
 FINGERPRINT = KVFingerprint("m@1", "float32", BLOCK, "CPU_ATTN", LAYERS, NUMEL)

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from alora_serve.kv.connector.shared_base_blocks import sharing_base_blocks
 from alora_serve.kv.orders import LoadOrder, to_params
-from alora_serve.kv.shared_base_blocks import sharing_base_blocks
 
 BLOCK = 4
 PROMPT = list(range(100, 118))  # 4 full blocks and a partial one

@@ -21,7 +21,7 @@ from alora_serve.disagg.grants import LeaseGrant
 from alora_serve.disagg.leases import LeaseTable
 from alora_serve.engine import Engine
 from alora_serve.errors import NotFoundError
-from alora_serve.kv.prefix_store import PrefixLease
+from alora_serve.kv.store.prefix_store import PrefixLease
 
 logger = logging.getLogger(__name__)
 

@@ -28,10 +28,10 @@ from alora_serve.engine import Engine
 from alora_serve.engine.errors import KVLoadError
 from alora_serve.engine.prefixes import Fill, HoldsPrefix, PrefixManager
 from alora_serve.errors import UnavailableError
-from alora_serve.kv.arena import SlotArena
 from alora_serve.kv.fingerprint import IncompatibleKVError, KVFingerprint
 from alora_serve.kv.orders import SaveOrder
-from alora_serve.kv.prefix_store import PrefixLease
+from alora_serve.kv.store.arena import SlotArena
+from alora_serve.kv.store.prefix_store import PrefixLease
 
 logger = logging.getLogger(__name__)
 

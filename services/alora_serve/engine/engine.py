@@ -46,12 +46,12 @@ from alora_serve.engine.types import (
     Phases,
     SamplingOptions,
 )
-from alora_serve.kv.arena import ArenaSpec, SlotArena, arena_path
-from alora_serve.kv.block_pool import BlockPool, PoolStats
 from alora_serve.kv.fingerprint import KVFingerprint
-from alora_serve.kv.metrics import KVStoreCollector
 from alora_serve.kv.orders import SaveOrder, to_params
-from alora_serve.kv.prefix_store import PrefixStore
+from alora_serve.kv.store.arena import ArenaSpec, SlotArena, arena_path
+from alora_serve.kv.store.block_pool import BlockPool, PoolStats
+from alora_serve.kv.store.metrics import KVStoreCollector
+from alora_serve.kv.store.prefix_store import PrefixStore
 from alora_serve.model import ModelCheckpoint, resolve_model
 
 logger = logging.getLogger(__name__)
@@ -447,7 +447,8 @@ def _served_model(
 def _tenant_salt(tenant: str) -> str:
     """vLLM's own prefix cache is shared by all requests; salting by tenant keeps one
     tenant's blocks from ever being hits for another. (Blocks of aLoRA requests are
-    keyed further, past s, by adapter and s: see ``alora_serve.kv.shared_base_blocks``.)"""
+    keyed further, past s, by adapter and s: see
+    ``alora_serve.kv.connector.shared_base_blocks``.)"""
     return f"tenant:{tenant}"
 
 

@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Protocol
 
 from alora_serve.engine.errors import KVLoadError
-from alora_serve.kv.hashing import BlockKey
 from alora_serve.kv.orders import LoadOrder, SaveOrder
-from alora_serve.kv.prefix_store import FillPlan, PrefixLease, PrefixStore
+from alora_serve.kv.store.hashing import BlockKey
+from alora_serve.kv.store.prefix_store import FillPlan, PrefixLease, PrefixStore
 
 # Writes the base KV of a tenant's prefix into the slots of a save order (by computing it,
 # or by pulling it from another engine); returns the prompt tokens computed for it (here or,

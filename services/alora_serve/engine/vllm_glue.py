@@ -14,8 +14,13 @@ from alora_serve.engine.types import (
     TokenLogprob,
     Usage,
 )
-from alora_serve.kv.arena import ArenaSpec
-from alora_serve.kv.connector import ARENA_KEY, CONNECTOR_MODULE, CONNECTOR_NAME, KV_MODEL_KEY
+from alora_serve.kv.connector.connector import (
+    ARENA_KEY,
+    CONNECTOR_MODULE,
+    CONNECTOR_NAME,
+    KV_MODEL_KEY,
+)
+from alora_serve.kv.store.arena import ArenaSpec
 from alora_serve.model import ModelCheckpoint
 
 

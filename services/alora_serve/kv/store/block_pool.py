@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from alora_serve.errors import OverloadedError
-from alora_serve.kv.hashing import BlockKey
+from alora_serve.kv.store.hashing import BlockKey
 
 
 class StoreFullError(OverloadedError):

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from alora_serve.kv.block_pool import BlockPool
-from alora_serve.kv.hashing import BlockKey, block_keys, key_tag, namespace_seed
 from alora_serve.kv.orders import LoadOrder, SaveOrder
+from alora_serve.kv.store.block_pool import BlockPool
+from alora_serve.kv.store.hashing import BlockKey, block_keys, key_tag, namespace_seed
 
 
 @dataclass(frozen=True)

@@ -15,11 +15,11 @@ from vllm.distributed.kv_transfer.kv_connector.v1.base import (
     KVConnectorRole,
 )
 
-from alora_serve.kv import shared_base_blocks
-from alora_serve.kv.arena import ArenaSpec
-from alora_serve.kv.connector_metadata import AloraConnectorMetadata
-from alora_serve.kv.connector_scheduler import ConnectorScheduler
-from alora_serve.kv.connector_worker import ConnectorWorker
+from alora_serve.kv.connector import shared_base_blocks
+from alora_serve.kv.connector.metadata import AloraConnectorMetadata
+from alora_serve.kv.connector.scheduler import ConnectorScheduler
+from alora_serve.kv.connector.worker import ConnectorWorker
+from alora_serve.kv.store.arena import ArenaSpec
 
 CONNECTOR_NAME = "AloraKVConnector"
 CONNECTOR_MODULE = __name__

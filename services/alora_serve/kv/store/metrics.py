@@ -7,7 +7,7 @@ from collections.abc import Callable, Iterator
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from alora_serve.kv.block_pool import PoolStats
+from alora_serve.kv.store.block_pool import PoolStats
 
 
 class KVStoreCollector(Collector):

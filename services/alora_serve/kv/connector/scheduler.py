@@ -9,25 +9,17 @@ It never answers a partial hit: either all of [0, s) is supplied or the request 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from math import ceil
 from typing import Any
 
-from alora_serve.kv.connector_metadata import AloraConnectorMetadata, BlockCopy, BlockLoad
+from alora_serve.kv.connector.metadata import AloraConnectorMetadata, BlockCopy, BlockLoad
 from alora_serve.kv.orders import LoadOrder, SaveOrder, from_params
-
-
-@dataclass
-class _PendingLoad:
-    local_tokens: int
-    order: LoadOrder
 
 
 class ConnectorScheduler:
     def __init__(self, block_size: int) -> None:
         self.block_size = block_size
         self._kv_cache_manager: Any = None
-        self._pending: dict[str, _PendingLoad] = {}
         self._savers: dict[str, tuple[Any, SaveOrder]] = {}
         self._meta = AloraConnectorMetadata()
 
@@ -35,36 +27,38 @@ class ConnectorScheduler:
         self._kv_cache_manager = manager
 
     def get_num_new_matched_tokens(self, request: Any, local_tokens: int) -> tuple[int, bool]:
-        order = from_params(request.kv_transfer_params)
-        if isinstance(order, SaveOrder):
-            self._savers[request.request_id] = (request, order)
-            order = order.preload  # the stored head of a fill, loaded like an adapter's
-        if not isinstance(order, LoadOrder) or local_tokens >= order.num_tokens:
+        """Tokens of [0, s) the store supplies beyond vLLM's local hit. Side-effect free,
+        as vLLM's contract asks (it may ask more than once); the state is recorded in
+        ``update_state_after_alloc``."""
+        order = _load_order(request)
+        if order is None or local_tokens >= order.num_tokens:
             # Nothing to load; a local hit past s can only come from a request with the
             # same adapter and the same s (the cache salt), so it is valid.
             return 0, False
-        self._pending[request.request_id] = _PendingLoad(local_tokens, order)
         return order.num_tokens - local_tokens, False
 
     def update_state_after_alloc(self, request: Any, blocks: Any, num_external: int) -> None:
-        pending = self._pending.pop(request.request_id, None)
-        if pending is None:
+        order = from_params(request.kv_transfer_params)
+        if isinstance(order, SaveOrder):
+            self._savers[request.request_id] = (request, order)
+        load = _load_order(request)
+        if load is None:
             return
         block_ids = blocks.get_block_ids()[0]
-        order = pending.order
-        if num_external == order.num_tokens - pending.local_tokens:
-            first, end = (
-                pending.local_tokens // self.block_size,
-                ceil(order.num_tokens / self.block_size),
-            )
+        local_tokens = load.num_tokens - num_external
+        if num_external > 0 and local_tokens >= 0 and local_tokens % self.block_size == 0:
+            # vLLM offers connectors block-aligned local hits, so what it takes from the
+            # store is [local hit, s), starting at a block boundary.
+            first = local_tokens // self.block_size
+            end = ceil(load.num_tokens / self.block_size)
             copies = [
-                BlockCopy(block_ids[i], order.slots[i], order.tags[i]) for i in range(first, end)
+                BlockCopy(block_ids[i], load.slots[i], load.tags[i]) for i in range(first, end)
             ]
-            self._meta.loads.append(BlockLoad(copies, order.arena))
+            self._meta.loads.append(BlockLoad(copies, load.arena))
         elif num_external == 0 and not request.skip_reading_prefix_cache:
-            # vLLM kept a local sub-block hit that already reaches s (same adapter and s).
+            # vLLM's local hit already reaches s (same adapter and s): nothing to load.
             pass
-        else:
+        else:  # [0, s) cannot be supplied whole: the request fails, never runs partial
             self._meta.failed_block_ids.extend(block_ids)
 
     def build_connector_meta(self, scheduler_output: Any) -> AloraConnectorMetadata:
@@ -77,7 +71,6 @@ class ConnectorScheduler:
         return meta
 
     def request_finished(self, request: Any) -> None:
-        self._pending.pop(request.request_id, None)
         self._savers.pop(request.request_id, None)
 
     def _save_copies(self, request_id: str, order: SaveOrder) -> list[BlockCopy]:
@@ -86,3 +79,11 @@ class ConnectorScheduler:
             BlockCopy(block_ids[block], slot, tag)
             for block, slot, tag in zip(order.blocks, order.slots, order.tags, strict=True)
         ]
+
+
+def _load_order(request: Any) -> LoadOrder | None:
+    """What the request must have loaded: its LoadOrder, or the stored head of a fill."""
+    order = from_params(request.kv_transfer_params)
+    if isinstance(order, SaveOrder):
+        order = order.preload
+    return order if isinstance(order, LoadOrder) else None

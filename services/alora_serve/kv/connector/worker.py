@@ -14,9 +14,9 @@ from collections import OrderedDict
 
 import torch
 
-from alora_serve.kv.arena import EMPTY_TAG, ArenaSpec, SlotArena
-from alora_serve.kv.connector_metadata import AloraConnectorMetadata, BlockCopy, BlockLoad
+from alora_serve.kv.connector.metadata import AloraConnectorMetadata, BlockCopy, BlockLoad
 from alora_serve.kv.fingerprint import IncompatibleKVError, KVFingerprint
+from alora_serve.kv.store.arena import EMPTY_TAG, ArenaSpec, SlotArena
 
 logger = logging.getLogger(__name__)
 
