@@ -59,7 +59,7 @@ async def measure(
     for rep in range(repeats):
         conversations = {n: fresh_prompt(tokenizer, n, f"reuse {n}/{rep}") for n in lengths}
         for conv in conversations.values():
-            async with engine.prefixes.leased(conv, "default"):
+            async with engine.kv.leased(conv, "default"):
                 pass  # the conversation's base KV, as left by the base model's turn
         # The reused calls of a round run back to back, so that a slow spell of this
         # shared machine hits every length alike.

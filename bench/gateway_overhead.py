@@ -35,7 +35,7 @@ from pathlib import Path
 
 from alora_serve.client import AloraClient
 from alora_serve.engine import Engine, EngineConfig
-from alora_serve.gateway.auth import ANONYMOUS_TENANT
+from alora_serve.engine.types import DEFAULT_TENANT
 from alora_serve.gateway.config import GatewayConfig
 from alora_serve.intrinsics.call import IntrinsicsCall
 from alora_serve.intrinsics.catalog import Catalog
@@ -52,7 +52,7 @@ from tests.support.network import free_port
 
 CONVERSATION_TOKENS = 2048
 INTRINSIC = "answerability"
-TENANT = ANONYMOUS_TENANT  # the gateway runs without tokens: every call is this tenant
+TENANT = DEFAULT_TENANT  # the gateway runs without tokens: every call is this tenant
 ENGINE = EngineConfig(max_model_len=4096, kv_cache_gib=0.5, kv_store_gib=0.5)
 PATHS = ("engine", "serve handle", "gRPC")
 WARMUP_ROUNDS = 2
@@ -67,20 +67,20 @@ class Paths:
 
     def prefill(self, path: str, request) -> None:
         """Keep the conversation's base KV where ``path``'s call will run."""
+        call = IntrinsicsCall(intrinsics=[INTRINSIC], request=request, tenant=TENANT)
         if path == "engine":
-            self._on_loop(self._runner.prefill([INTRINSIC], request, TENANT))
+            self._on_loop(self._runner.prefill(call))
         else:
-            call = IntrinsicsCall(intrinsics=[INTRINSIC], request=request, tenant=TENANT)
             self._ingress.prefill.remote(call).result()
 
     def timed(self, path: str, request) -> tuple[float, float]:
         """(seconds at the caller, seconds in the engine's runner) of one call."""
+        call = IntrinsicsCall(intrinsics=[INTRINSIC], request=request, tenant=TENANT)
         started = time.perf_counter()
         if path == "engine":
-            (result,) = self._on_loop(self._runner.run_many([INTRINSIC], request, TENANT))
+            (result,) = self._on_loop(self._runner.run_many(call))
             inside = result.timings.worker_s
         elif path == "serve handle":
-            call = IntrinsicsCall(intrinsics=[INTRINSIC], request=request, tenant=TENANT)
             (result,) = self._ingress.run_many.remote(call).result()
             inside = result.timings.worker_s
         else:

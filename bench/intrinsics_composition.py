@@ -29,8 +29,8 @@ from alora_serve.adapters import read_adapter
 from alora_serve.adapters.synthetic import make_adapter
 from alora_serve.engine import Engine, EngineConfig
 from alora_serve.intrinsics.builtins import BUILTIN_DIR
+from alora_serve.intrinsics.call import Document, IntrinsicRequest, IntrinsicsCall
 from alora_serve.intrinsics.catalog import Catalog
-from alora_serve.intrinsics.rewrite import Document, IntrinsicRequest
 from alora_serve.intrinsics.runner import IntrinsicRunner
 from alora_serve.intrinsics.synthetic_library import make_library
 from alora_serve.model import resolve_model
@@ -78,7 +78,7 @@ def fresh(request: IntrinsicRequest, tag: str) -> IntrinsicRequest:
 async def store_conversation(runner: IntrinsicRunner, request: IntrinsicRequest) -> None:
     """Leave the conversation's base KV in the store, as the base model's turn would."""
     call = runner.prepare("answerability", request)
-    async with runner.engine.prefixes.leased(call.prompt[: call.adapter_start], TENANT):
+    async with runner.engine.kv.leased(call.prompt[: call.adapter_start], TENANT):
         pass
 
 
@@ -89,29 +89,23 @@ async def timed(call) -> float:
 
 
 async def composed(runner, request, names) -> None:
-    await runner.run_many(names, request, TENANT, arguments=_arguments(names))
+    arguments = {n: ARGUMENTS[n] for n in names if n in ARGUMENTS}
+    call = IntrinsicsCall(intrinsics=names, request=request, arguments=arguments, tenant=TENANT)
+    await runner.run_many(call)
 
 
 async def separate(runner, request, names) -> None:
     for name in names:
-        await runner.run(name, _with_arguments(request, name), TENANT)
+        await runner.run(name, request, TENANT, ARGUMENTS.get(name))
 
 
 async def recomputed(runner, request, names) -> None:
     for name in names:
-        call = runner.prepare(name, _with_arguments(request, name))
+        call = runner.prepare(name, request, ARGUMENTS.get(name))
         await runner.engine.invoke(name + LORA_SUFFIX, call.prompt, call.options, TENANT)
 
 
 MODES = {"composed": composed, "separate": separate, "recomputed": recomputed}
-
-
-def _arguments(names):
-    return {n: ARGUMENTS[n] for n in names if n in ARGUMENTS}
-
-
-def _with_arguments(request, name):
-    return request.model_copy(update={"arguments": ARGUMENTS.get(name, {})})
 
 
 async def measure(runner, base_request, ks, repeats, recompute_repeats) -> dict[str, list]:

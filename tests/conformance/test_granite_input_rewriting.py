@@ -15,8 +15,8 @@ from tests.support.granite_conformance import REWRITE_CASES, canned_request
 
 @pytest.mark.parametrize("name", sorted(REWRITE_CASES))
 def test_rewrite_matches_ibm(name: str) -> None:
-    config, request, expected = canned_request(name)
-    rewritten = rewrite_request(config, request)
+    config, request, arguments, expected = canned_request(name)
+    rewritten = rewrite_request(config, request, arguments)
 
     assert [m.model_dump() for m in rewritten.messages] == [
         {"role": m["role"], "content": m["content"]} for m in expected["messages"]
@@ -61,8 +61,8 @@ def _without_bounds(schema):
 
 
 def test_citations_tags_every_document_sentence_once() -> None:
-    config, request, _ = canned_request("citations")
-    rewritten = rewrite_request(config, request)
+    config, request, arguments, _ = canned_request("citations")
+    rewritten = rewrite_request(config, request, arguments)
     table = rewritten.sentences["documents"]
     tagged = " ".join(d.text for d in rewritten.documents)
     for number, sentence in enumerate(table):

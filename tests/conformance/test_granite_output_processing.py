@@ -19,13 +19,14 @@ from typing import Any
 import jsonschema
 import pytest
 
-from alora_serve.intrinsics.output import openai_logprobs, process_output
+from alora_serve.intrinsics.output import process_output
 from alora_serve.intrinsics.rewrite import rewrite_request
 from alora_serve.intrinsics.sentences import sentences_of_tagged_text
 from tests.support.granite_conformance import (
     OUTPUT_CASES,
     canned_request,
     io_config,
+    openai_logprobs,
     read_json,
 )
 
@@ -103,8 +104,8 @@ def test_model_output_becomes_expected_result(case: str) -> None:
 def test_our_offsets_point_into_the_original_text(case: str) -> None:
     """Same results from our own rewriting of the untagged request, except that offsets
     index the caller's text: ``original[begin:end] == text`` for every span."""
-    config, request, _ = canned_request(SOURCE_REQUESTS[case])
-    rewritten = rewrite_request(config, request)
+    config, request, arguments, _ = canned_request(SOURCE_REQUESTS[case])
+    rewritten = rewrite_request(config, request, arguments)
     last_message = request.messages[-1].content
     documents = {d.doc_id: d.text for d in request.documents}
     for result, expected in _results(case, rewritten.sentences):

@@ -20,7 +20,7 @@ GREEDY = SamplingOptions(max_tokens=NEW_TOKENS, ignore_eos=True)
 def no_leaked_pins(engine):
     """Every lease taken during a test is released by its end (exact block accounting)."""
     yield
-    assert engine.kv_store_stats().pinned_blocks == 0
+    assert engine.kv.stats().pinned_blocks == 0
 
 
 @pytest.fixture(scope="module")
@@ -32,21 +32,21 @@ def reference(base_dir, adapter_dirs):
 
 
 def prefix_keys(engine, prompt: list[int], invocation: list[int], tenant: str = "default"):
-    return engine.prefixes.store.keys_for(prompt[: len(prompt) - len(invocation)], tenant)
+    return engine.kv.prefixes.store.keys_for(prompt[: len(prompt) - len(invocation)], tenant)
 
 
 async def test_missing_base_kv_is_computed_first(engine, tokenizer, invocations, reference):
     inv = invocations["probe_a"]
     prompt = render(tokenizer, conversation(tokenizer, 600, skip=3)) + inv
     blocks = len(prefix_keys(engine, prompt, inv))
-    before = engine.kv_store_stats()
+    before = engine.kv.stats()
     result = await engine.invoke("probe_a", prompt, GREEDY)
-    after = engine.kv_store_stats()
+    after = engine.kv.stats()
     assert after.misses - before.misses == blocks  # base prefill of [0, s) first
     assert list(result.token_ids) == reference("probe_a", prompt)
 
     again = await engine.invoke("probe_a", prompt, GREEDY)
-    assert engine.kv_store_stats().misses == after.misses  # now served from the store
+    assert engine.kv.stats().misses == after.misses  # now served from the store
     assert again.token_ids == result.token_ids
 
 
@@ -57,13 +57,13 @@ async def test_evicted_prefix_is_recomputed_exactly(engine, tokenizer, invocatio
     assert list((await engine.invoke("probe_a", prompt, GREEDY)).token_ids) == expected
 
     keys = prefix_keys(engine, prompt, inv)
-    evictions = engine.kv_store_stats().evictions
+    evictions = engine.kv.stats().evictions
     skip = 5
-    while engine.prefixes.store.pool.num_ready_prefix(keys) == len(keys):  # fill the store
+    while engine.kv.prefixes.store.pool.num_ready_prefix(keys) == len(keys):  # fill the store
         other = render(tokenizer, conversation(tokenizer, 1800, skip=skip)) + inv
         await engine.invoke("probe_a", other, SamplingOptions(max_tokens=1))
         skip += 1
-    stats = engine.kv_store_stats()
+    stats = engine.kv.stats()
     assert stats.evictions > evictions
     assert stats.used_blocks <= stats.capacity_blocks
 
@@ -78,9 +78,9 @@ async def test_corrupted_store_bytes_are_never_served(engine, tokenizer, invocat
 
     # Someone overwrites a stored block: its content tag no longer matches the key.
     keys = prefix_keys(engine, stored, invocations["probe_a"])
-    lease = engine.prefixes.store.lease(keys, 0)
-    engine.arena.tags[lease.slots[1]] = 424242
-    engine.prefixes.store.release(lease)
+    lease = engine.kv.prefixes.store.lease(keys, 0)
+    engine.kv.arena.tags[lease.slots[1]] = 424242
+    engine.kv.prefixes.store.release(lease)
 
     # Another adapter on the same conversation, with vLLM's own cache emptied: the prefix
     # must come from the store.
@@ -120,9 +120,9 @@ async def test_tenants_never_share_kv(engine, tokenizer, invocations):
     blocks = len(prefix_keys(engine, prompt, inv))
     options = SamplingOptions(max_tokens=2)
     acme = await engine.invoke("probe_a", prompt, options, tenant="acme")
-    before = engine.kv_store_stats().misses
+    before = engine.kv.stats().misses
     globex = await engine.invoke("probe_a", prompt, options, tenant="globex")
-    assert engine.kv_store_stats().misses - before == blocks
+    assert engine.kv.stats().misses - before == blocks
     assert globex.token_ids == acme.token_ids
 
 
@@ -148,9 +148,9 @@ async def test_base_turn_kv_is_reused_by_the_same_tenants_calls_only(
 
     def computed_by(call):
         async def run() -> int:
-            before = engine.prefixes.filled_tokens
+            before = engine.kv.filled_tokens
             await call
-            return engine.prefixes.filled_tokens - before
+            return engine.kv.filled_tokens - before
 
         return run()
 

@@ -8,11 +8,11 @@ import dataclasses
 import pytest
 
 from alora_serve.adapters import read_adapter
-from alora_serve.disagg.prefill_service import PrefillService
-from alora_serve.disagg.remote_prefixes import PrefillUnavailableError, attach_to_prefill
 from alora_serve.engine import Engine, EngineConfig, SamplingOptions
 from alora_serve.engine.errors import EngineError
 from alora_serve.kv.fingerprint import IncompatibleKVError
+from alora_serve.prefill.service import PrefillService
+from alora_serve.transfer.remote_prefixes import PrefillUnavailableError, attach_to_prefill
 from tests.support.conversations import conversation, render
 from tests.support.peft_adapters import peft_greedy, peft_next_token_logprobs
 
@@ -24,10 +24,15 @@ SMALL = dict(max_model_len=4096, kv_cache_gib=0.5, kv_store_gib=0.25)
 
 
 @pytest.fixture(scope="module")
-async def prefill():
+async def prefill_engine():
     engine = await Engine.start(EngineConfig(**SMALL))
-    yield PrefillService(engine, host="node-a")
+    yield engine
     await engine.shutdown()
+
+
+@pytest.fixture(scope="module")
+def prefill(prefill_engine):
+    return PrefillService(prefill_engine.kv, host="node-a")
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +59,7 @@ def decode_on(engine, prefill):
 def no_leaked_leases(prefill):
     yield
     assert prefill.active_leases == 0
-    assert prefill.engine.kv_store_stats().pinned_blocks == 0
+    assert prefill.kv.stats().pinned_blocks == 0
 
 
 @pytest.fixture(scope="module")
@@ -74,14 +79,14 @@ async def test_same_host_reads_the_prefill_store_in_place(
 ):
     source = decode_on("node-a")
     prompt = prompt_for(tokenizer, invocations, "probe_a", skip=20)
-    decode_fills, prefill_fills = engine.prefixes.fills, prefill.engine.prefixes.fills
+    decode_fills, prefill_fills = engine.kv.fills, prefill.kv.fills
 
     result = await engine.invoke("probe_a", prompt, GREEDY)
 
     assert list(result.token_ids) == reference("probe_a", prompt)
     assert source.counts.in_place == 1 and source.counts.pulled_blocks == 0
-    assert prefill.engine.prefixes.fills == prefill_fills + 1  # the prefill engine computed
-    assert engine.prefixes.fills == decode_fills  # the decode engine computed no base KV
+    assert prefill.kv.fills == prefill_fills + 1  # the prefill engine computed
+    assert engine.kv.fills == decode_fills  # the decode engine computed no base KV
 
 
 async def test_other_host_pulls_the_blocks_once(
@@ -96,7 +101,7 @@ async def test_other_host_pulls_the_blocks_once(
 
     assert list(first.token_ids) == reference("probe_b", prompt) == list(again.token_ids)
     assert source.counts.pulled_blocks == blocks
-    assert source.counts.pulled_bytes == blocks * engine.arena.spec.slot_bytes
+    assert source.counts.pulled_bytes == blocks * engine.kv.arena.spec.slot_bytes
     assert source.counts.local_hits == 1  # the second call used the pulled copy
     assert source.counts.recomputed == 0
 
@@ -124,7 +129,7 @@ async def test_corrupted_prefill_bytes_are_recomputed_exactly(
     prompt = prompt_for(tokenizer, invocations, "probe_b", skip=23)
     await prefill.store(prompt[: -len(invocations["probe_b"])], "default")
     grant = await prefill.lease(prompt[: -len(invocations["probe_b"])], "default")
-    prefill.engine.arena.tags[grant.order.slots[0]] = 31337  # someone scribbles on a slot
+    prefill.kv.arena.tags[grant.order.slots[0]] = 31337  # someone scribbles on a slot
     await prefill.release(grant.lease_id)
 
     retries = engine.kv_load_retries
@@ -187,20 +192,20 @@ async def test_merged_engine_never_computes_base_kv(merged_engine, prefill, toke
         await merged_engine.generate(prompt, GREEDY)
 
 
-async def test_next_turn_computes_only_its_new_tokens(prefill, tokenizer):
+async def test_next_turn_computes_only_its_new_tokens(prefill, prefill_engine, tokenizer):
     """The prefill of turn n+1 loads turn n's stored blocks (even once vLLM's own cache has
     dropped them) and computes only what follows."""
     messages = conversation(tokenizer, 700, skip=27)
     turn = render(tokenizer, messages)
     next_turn = render(tokenizer, [*messages, {"role": "user", "content": "And after that?"}])
     await prefill.store(turn, "default")
-    await prefill.engine.reset_local_prefix_cache()  # only the store holds turn n now
+    await prefill_engine.reset_local_prefix_cache()  # only the store holds turn n now
 
-    before = prefill.engine.prefixes.filled_tokens
+    before = prefill.kv.filled_tokens
     await prefill.store(next_turn, "default")
-    computed = prefill.engine.prefixes.filled_tokens - before
+    computed = prefill.kv.filled_tokens - before
 
-    block = prefill.engine.config.block_size
+    block = prefill_engine.config.block_size
     shared = next(
         (i for i, (a, b) in enumerate(zip(turn, next_turn, strict=False)) if a != b), len(turn)
     )

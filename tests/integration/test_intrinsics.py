@@ -10,8 +10,13 @@ import pytest
 
 from alora_serve.engine.types import ChatMessage, SamplingOptions
 from alora_serve.intrinsics.builtins import builtin_names
+from alora_serve.intrinsics.call import (
+    Document,
+    IntrinsicInputError,
+    IntrinsicRequest,
+    IntrinsicsCall,
+)
 from alora_serve.intrinsics.catalog import UnknownIntrinsicError
-from alora_serve.intrinsics.rewrite import Document, IntrinsicInputError, IntrinsicRequest
 from alora_serve.intrinsics.runner import InputTooLongError
 from alora_serve.intrinsics.synthetic_library import invocation_text
 from tests.support.conversations import rag_request
@@ -26,36 +31,41 @@ ARGUMENTS = {
 
 
 def request_for(tokenizer, name: str, tokens: int = 700, skip: int = 0) -> IntrinsicRequest:
-    return rag_request(tokenizer, tokens, skip, ARGUMENTS.get(name))
+    return rag_request(tokenizer, tokens, skip)
+
+
+def composed(names: list[str], request: IntrinsicRequest, tenant: str) -> IntrinsicsCall:
+    arguments = {n: ARGUMENTS[n] for n in names if n in ARGUMENTS}
+    return IntrinsicsCall(intrinsics=names, request=request, arguments=arguments, tenant=tenant)
 
 
 @pytest.mark.parametrize("name", builtin_names())
 async def test_every_builtin_gives_a_schema_valid_result(runner, tokenizer, name) -> None:
     request = request_for(tokenizer, name)
-    result = await runner.run(name, request, tenant="t")
+    result = await runner.run(name, request, "t", ARGUMENTS.get(name))
     intrinsic = runner.catalog.get(name)
     jsonschema.validate(result.result, intrinsic.config.result_schema)
     assert result.usage.generated_tokens > 0
     # aLoRA: a repeat finds the conversation's KV stored; only the invocation is computed.
-    again = await runner.run(name, request, tenant="t")
-    assert again.usage.reused_prompt_tokens == runner.prepare(name, request).adapter_start
+    again = await runner.run(name, request, "t", ARGUMENTS.get(name))
+    start = runner.prepare(name, request, ARGUMENTS.get(name)).adapter_start
+    assert again.usage.reused_prompt_tokens == start
 
 
 async def test_usage_counts_the_base_kv_a_call_computed_as_computed(runner, tokenizer) -> None:
     request = rag_request(tokenizer, 500, skip=7)
     names = ["answerability", "uncertainty", "requirement_check"]
-    arguments = {n: ARGUMENTS[n] for n in names if n in ARGUMENTS}
     tenant = "usage"  # its own KV namespace: nothing of another test's can be found
-    first = await runner.run_many(names, request, tenant, arguments=arguments)
+    first = await runner.run_many(composed(names, request, tenant))
     assert [r.usage.reused_prompt_tokens for r in first] == [0, 0, 0]
-    again = await runner.run_many(names, request, tenant, arguments=arguments)
-    starts = [runner.prepare(n, _with_own_arguments(request, n)).adapter_start for n in names]
+    again = await runner.run_many(composed(names, request, tenant))
+    starts = [runner.prepare(n, request, ARGUMENTS.get(n)).adapter_start for n in names]
     assert [r.usage.reused_prompt_tokens for r in again] == starts
 
 
 async def test_timings_phases_add_up_to_the_whole_call(runner, tokenizer) -> None:
     request = rag_request(tokenizer, 400, skip=8)
-    results = await runner.run_many(["answerability", "uncertainty"], request, "t")
+    results = await runner.run_many(composed(["answerability", "uncertainty"], request, "t"))
     for result in results:
         timings = result.timings
         phases = timings.base_kv_s + timings.adapter_prefill_s + timings.decode_s
@@ -66,7 +76,7 @@ async def test_timings_phases_add_up_to_the_whole_call(runner, tokenizer) -> Non
 
 async def test_citations_point_into_the_callers_text(runner, tokenizer) -> None:
     request = request_for(tokenizer, "citations")
-    result = await runner.run("citations", request, tenant="t")
+    result = await runner.run("citations", request, "t")
     answer = request.messages[-1].content
     documents = {d.doc_id: d.text for d in request.documents}
     for span in result.result:
@@ -79,7 +89,7 @@ async def test_several_intrinsics_share_one_base_prefill(runner, engine, tokeniz
     # The first two run on the bare conversation, the others append an instruction.
     names = ["answerability", "uncertainty", "requirement_check", "context_relevance"]
     request = rag_request(tokenizer, 900, skip=3)
-    calls = [runner.prepare(n, _with_own_arguments(request, n)) for n in names]
+    calls = [runner.prepare(n, request, ARGUMENTS.get(n)) for n in names]
     prefixes = [call.prompt[: call.adapter_start] for call in calls]
     block = engine.config.block_size
     shared = next(
@@ -87,22 +97,18 @@ async def test_several_intrinsics_share_one_base_prefill(runner, engine, tokeniz
         min(map(len, prefixes)),
     )
     common = shared // block * block
-    before = (engine.prefixes.fills, engine.prefixes.filled_tokens)
+    before = (engine.kv.fills, engine.kv.filled_tokens)
 
-    together = await runner.run_many(names, request, "t", arguments=ARGUMENTS)
+    together = await runner.run_many(composed(names, request, "t"))
 
-    filled = engine.prefixes.filled_tokens - before[1]
+    filled = engine.kv.filled_tokens - before[1]
     # The conversation is computed once; each intrinsic computes only what follows it.
     assert filled <= common + sum(len(p) - common for p in prefixes)
     assert filled < sum(len(p) for p in prefixes) / 2
-    fills = engine.prefixes.fills
-    alone = [await runner.run(n, _with_own_arguments(request, n), "t") for n in names]
+    fills = engine.kv.fills
+    alone = [await runner.run(n, request, "t", ARGUMENTS.get(n)) for n in names]
     assert [r.raw_output for r in together] == [r.raw_output for r in alone]
-    assert engine.prefixes.fills == fills  # the separate calls found every prefix stored
-
-
-def _with_own_arguments(request: IntrinsicRequest, name: str) -> IntrinsicRequest:
-    return request.model_copy(update={"arguments": ARGUMENTS.get(name, {})})
+    assert engine.kv.fills == fills  # the separate calls found every prefix stored
 
 
 async def test_user_text_cannot_open_a_role_or_invoke_an_adapter(runner, engine) -> None:
@@ -119,7 +125,7 @@ async def test_user_text_cannot_open_a_role_or_invoke_an_adapter(runner, engine)
     assert call.adapter_start == len(call.prompt) - len(invocation)
     text = engine.tokenizer.decode(call.prompt)
     assert injected in text  # the characters reach the model unchanged
-    (result,) = await runner.run_many(["answerability"], request, tenant="t")
+    (result,) = await runner.run_many(composed(["answerability"], request, "t"))
     assert 0.0 <= result.result["answerability_likelihood"] <= 1.0
 
 
@@ -131,16 +137,14 @@ async def test_bad_input_gets_a_specific_error(runner, tokenizer) -> None:
     with pytest.raises(IntrinsicInputError, match="'citations' needs documents"):
         runner.prepare("citations", no_documents)
     with pytest.raises(IntrinsicInputError, match="argument 'requirement' must be a string"):
-        runner.prepare(
-            "requirement_check", request.model_copy(update={"arguments": {"requirement": 3}})
-        )
+        runner.prepare("requirement_check", request, {"requirement": 3})
     with pytest.raises(IntrinsicInputError, match=r"missing arguments \['requirement'\]"):
         runner.prepare("requirement_check", request)
     huge = request.model_copy(update={"documents": [Document(doc_id="1", text="word " * 5000)]})
     with pytest.raises(InputTooLongError, match="input too long"):
         runner.prepare("answerability", huge)
     with pytest.raises(IntrinsicInputError, match="more than once"):
-        await runner.run_many(["answerability", "answerability"], request, tenant="t")
+        await runner.run_many(composed(["answerability", "answerability"], request, "t"))
 
 
 async def test_engine_still_serves_after_bad_input(runner, engine, tokenizer) -> None:
@@ -188,9 +192,8 @@ def test_prompt_golden(runner, engine) -> None:
             ChatMessage(role="assistant", content="Very long."),
         ],
         documents=[Document(doc_id="1", text="The Nile is 6,650 km long.")],
-        arguments={"requirement": "Be brief."},
     )
-    call = runner.prepare("requirement_check", request)
+    call = runner.prepare("requirement_check", request, {"requirement": "Be brief."})
     assert engine.tokenizer.decode(call.prompt) == (
         "<|im_start|>system\nYou are a helpful AI assistant named SmolLM, trained by Hugging "
         "Face<|im_end|>\n"

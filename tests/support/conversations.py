@@ -58,11 +58,11 @@ def _turns(task: dict) -> list[dict[str, str]]:
     return [{"role": ROLES[t["speaker"]], "content": t["text"]} for t in task["input"]]
 
 
-def rag_request(tokenizer, target_tokens: int, skip: int = 0, arguments: dict | None = None):
+def rag_request(tokenizer, target_tokens: int, skip: int = 0):
     """An intrinsic request from a real MTRAG task: its turns, the reference answer as the
     last assistant turn, and its documents trimmed so the whole is about
     ``target_tokens`` long."""
-    from alora_serve.intrinsics.rewrite import Document, IntrinsicRequest
+    from alora_serve.intrinsics.call import Document, IntrinsicRequest
 
     task = next(_tasks_with_enough_text(tokenizer, target_tokens, skip))
     turns = [*_turns(task), {"role": "assistant", "content": task["targets"][0]["text"].strip()}]
@@ -73,7 +73,7 @@ def rag_request(tokenizer, target_tokens: int, skip: int = 0, arguments: dict | 
         budget -= len(text)
         if text:
             documents.append(Document(doc_id=str(context["document_id"]), text=text))
-    return IntrinsicRequest(messages=turns, documents=documents, arguments=arguments or {})
+    return IntrinsicRequest(messages=turns, documents=documents)
 
 
 def client_inputs(request) -> tuple[list[tuple[str, str]], list[dict[str, str]]]:

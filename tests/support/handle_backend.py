@@ -7,8 +7,7 @@ from collections.abc import AsyncIterator, Sequence
 
 from alora_serve.engine import ChatMessage, SamplingOptions
 from alora_serve.engine.types import GenerationChunk
-from alora_serve.intrinsics.call import IntrinsicsCall
-from alora_serve.intrinsics.runner import IntrinsicResult
+from alora_serve.intrinsics.call import IntrinsicResult, IntrinsicsCall
 
 
 class IngressHandleBackend:

@@ -79,7 +79,7 @@ class AsyncAloraClient:
         self,
         messages: Sequence[MessageLike],
         *,
-        max_tokens: int = 256,
+        max_tokens: int | None = None,  # None: the server's default
         temperature: float = 0.0,
         top_p: float = 1.0,
         seed: int | None = None,

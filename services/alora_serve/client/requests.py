@@ -125,20 +125,22 @@ def run_intrinsics_request(
 def generate_request(
     messages: Sequence[MessageLike],
     *,
-    max_tokens: int = 256,
+    max_tokens: int | None = None,
     temperature: float = 0.0,
     top_p: float = 1.0,
     seed: int | None = None,
 ) -> pb.GenerateRequest:
-    if isinstance(max_tokens, bool) or not isinstance(max_tokens, int):
-        raise ValueError(f"max_tokens must be an int, got {max_tokens!r}")
-    if not 1 <= max_tokens < 1 << 32:
-        raise ValueError(f"max_tokens must be at least 1, got {max_tokens}")
+    """``max_tokens``: None leaves it to the server's default (sent as 0)."""
+    if max_tokens is not None:
+        if isinstance(max_tokens, bool) or not isinstance(max_tokens, int):
+            raise ValueError(f"max_tokens must be an int, got {max_tokens!r}")
+        if not 1 <= max_tokens < 1 << 32:
+            raise ValueError(f"max_tokens must be at least 1, got {max_tokens}")
     if not _number(temperature) or temperature < 0:
         raise ValueError(f"temperature must be a number >= 0, got {temperature!r}")
     if not _number(top_p) or not 0 < top_p <= 1:
         raise ValueError(f"top_p must be in (0, 1], got {top_p!r}")
-    sampling = pb.SamplingOptions(max_tokens=max_tokens, temperature=temperature, top_p=top_p)
+    sampling = pb.SamplingOptions(max_tokens=max_tokens or 0, temperature=temperature, top_p=top_p)
     if seed is not None:
         if isinstance(seed, bool) or not isinstance(seed, int) or not -(1 << 63) <= seed < 1 << 63:
             raise ValueError(f"seed must be a 64-bit int or None, got {seed!r}")

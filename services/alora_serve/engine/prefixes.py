@@ -38,6 +38,34 @@ class PrefixSource(Protocol):
     ) -> contextlib.AbstractAsyncContextManager[HoldsPrefix]: ...
 
 
+@contextlib.asynccontextmanager
+async def hold_all(
+    source: PrefixSource, prefixes: Sequence[Sequence[int]], tenant: str
+) -> AsyncIterator[dict[tuple[int, ...], HoldsPrefix]]:
+    """Hold the base KV of several prefixes (computing what is missing, each block once,
+    fills of different blocks together) while calls that start with them run; yields each
+    prefix's lease (which says how many of its tokens it computed). Computing them all
+    before any of those calls starts keeps the base model's prefill steps from slowing
+    down the calls' short decode steps."""
+    held: dict[tuple[int, ...], HoldsPrefix] = {}
+    entered: list[contextlib.AbstractAsyncContextManager] = []
+
+    async def take(tokens: Sequence[int]) -> None:
+        lease = source.leased(tokens, tenant)
+        held[tuple(tokens)] = await lease.__aenter__()
+        entered.append(lease)
+
+    try:
+        outcomes = await asyncio.gather(*map(take, prefixes), return_exceptions=True)
+        failures = [o for o in outcomes if isinstance(o, BaseException)]
+        if failures:
+            raise failures[0]
+        yield held
+    finally:
+        for lease in reversed(entered):
+            await lease.__aexit__(None, None, None)
+
+
 class PrefixManager:
     """A PrefixSource over this engine's own store, filled by ``fill`` when blocks miss."""
 

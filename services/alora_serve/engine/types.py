@@ -8,6 +8,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 Role = Literal["system", "user", "assistant"]
+DEFAULT_TENANT = "default"  # calls without a tenant (no tokens configured) share this one
+DEFAULT_MAX_TOKENS = 256  # generated tokens when a request names no limit
 MAX_TEMPERATURE = 2.0  # OpenAI's range
 MAX_SEED = 2**63 - 1
 
@@ -24,7 +26,7 @@ class SamplingOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    max_tokens: int = Field(default=64, ge=1)
+    max_tokens: int = Field(default=DEFAULT_MAX_TOKENS, ge=1)
     temperature: float = Field(default=0.0, ge=0.0, le=MAX_TEMPERATURE)
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
     seed: int | None = Field(default=None, ge=0, le=MAX_SEED)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+import uuid
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from alora_serve.engine.config import EngineConfig
+from alora_serve.engine.errors import InvalidRequestError, KVLoadError, RequestFailedError
 from alora_serve.engine.types import (
     Generation,
     SamplingOptions,
@@ -22,6 +25,51 @@ from alora_serve.kv.connector.connector import (
 )
 from alora_serve.kv.store.arena import ArenaSpec
 from alora_serve.model import ModelCheckpoint
+
+
+@dataclass(frozen=True)
+class EngineRequest:
+    """One request to vLLM."""
+
+    prompt: Sequence[int]
+    options: SamplingOptions
+    lora_request: Any = None  # vllm.lora.request.LoRARequest; None: the served weights
+    kv_params: dict | None = None  # an order for the KV connector (kv.orders)
+    cache_salt: str | None = None  # keeps vLLM's prefix cache hits within one tenant
+
+
+def generate(llm: Any, request: EngineRequest) -> AsyncIterator[Any]:
+    """vLLM's output stream of ``request`` on ``llm`` (an AsyncLLM)."""
+    return llm.generate(
+        tokens_prompt(request.prompt, request.cache_salt),
+        sampling_params(request.options, request.kv_params),
+        request_id=uuid.uuid4().hex,
+        lora_request=request.lora_request,
+    )
+
+
+async def client_errors_named(stream: AsyncIterator[Any]) -> AsyncIterator[Any]:
+    """vLLM's outputs; its refusals of a request's parameters become InvalidRequestError
+    (vLLM checks them when the request starts streaming)."""
+    from vllm.exceptions import VLLMClientError
+
+    try:
+        async for output in stream:
+            yield output
+    except VLLMClientError as exc:
+        raise InvalidRequestError(f"the engine refused the request: {exc}") from None
+
+
+def finished(final: Any, loading_kv: bool) -> Generation:
+    """A request's last output as a Generation; raises if vLLM failed it."""
+    if final is None:
+        raise RequestFailedError("vLLM ended the request without any output")
+    result = to_generation(final)
+    if result.finish_reason in ("error", "abort"):
+        if loading_kv:
+            raise KVLoadError("vLLM failed the request: its prefix KV could not be loaded")
+        raise RequestFailedError(f"vLLM ended the request ({result.finish_reason})")
+    return result
 
 
 def engine_args(

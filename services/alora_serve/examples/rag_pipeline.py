@@ -16,8 +16,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from alora_serve.engine.types import ChatMessage, SamplingOptions
-from alora_serve.intrinsics.rewrite import Document, IntrinsicRequest, documents_message
-from alora_serve.intrinsics.runner import IntrinsicResult, IntrinsicRunner
+from alora_serve.intrinsics.call import (
+    Document,
+    IntrinsicRequest,
+    IntrinsicResult,
+    IntrinsicsCall,
+)
+from alora_serve.intrinsics.rewrite import documents_message
+from alora_serve.intrinsics.runner import IntrinsicRunner
 
 PIPELINE_INTRINSICS = ("query_rewrite", "answerability", "citations", "hallucination_detection")
 
@@ -91,9 +97,10 @@ async def rag_pipeline(
         messages=[*conversation, ChatMessage(role="assistant", content=answer)],
         documents=documents,
     )
-    citations, hallucinations = await runner.run_many(
-        ["citations", "hallucination_detection"], answered, tenant
+    checks = IntrinsicsCall(
+        intrinsics=["citations", "hallucination_detection"], request=answered, tenant=tenant
     )
+    citations, hallucinations = await runner.run_many(checks)
     return PipelineResult(
         rewritten_question=rewrite.result["rewritten_question"],
         answer=answer,

@@ -15,7 +15,7 @@ from pathlib import Path
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-ANONYMOUS_TENANT = "default"
+from alora_serve.engine.types import DEFAULT_TENANT
 
 
 class AuthenticationError(Exception):
@@ -99,7 +99,7 @@ class TokenTable:
     def authenticate(self, authorization: Sequence[str]) -> Principal:
         """``authorization``: the call's ``authorization`` metadata values."""
         if not self.required:
-            return Principal(ANONYMOUS_TENANT, None)
+            return Principal(DEFAULT_TENANT, None)
         if len(authorization) != 1:
             raise AuthenticationError(
                 "send exactly one 'authorization: Bearer <token>' metadata entry"

@@ -27,7 +27,6 @@ class TLSFiles(_Strict):
 
 
 class GatewayConfig(_Strict):
-    enabled: bool = True
     host: str = "127.0.0.1"
     port: int = Field(default=50051, ge=0, le=65535)
     tls: TLSFiles | None = None

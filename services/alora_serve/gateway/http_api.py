@@ -18,10 +18,17 @@ import grpc
 from fastapi import HTTPException
 from pydantic import BaseModel, ConfigDict, Field
 
-from alora_serve.engine import ChatMessage, Generation, SamplingOptions
-from alora_serve.engine.types import MAX_SEED, MAX_TEMPERATURE
+from alora_serve.engine.types import (
+    DEFAULT_MAX_TOKENS,
+    MAX_SEED,
+    MAX_TEMPERATURE,
+    ChatMessage,
+    Generation,
+    SamplingOptions,
+)
+from alora_serve.errors import TooLongError
 from alora_serve.gateway.failures import to_call_error
-from alora_serve.intrinsics.runner import IntrinsicResult
+from alora_serve.intrinsics.call import IntrinsicResult
 
 # One error mapping for both APIs: the gRPC status a failure gets, as an HTTP status.
 _HTTP_STATUS = {
@@ -42,7 +49,7 @@ class ChatCompletionRequest(BaseModel):
 
     model: str | None = None
     messages: list[ChatMessage] = Field(min_length=1)
-    max_tokens: int = Field(default=128, ge=1)
+    max_tokens: int = Field(default=DEFAULT_MAX_TOKENS, ge=1)
     temperature: float = Field(default=0.0, ge=0.0, le=MAX_TEMPERATURE)
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
     seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
@@ -151,7 +158,7 @@ def result_to_json(result: IntrinsicResult) -> dict[str, Any]:
 
 def http_error(exc: BaseException) -> HTTPException:
     error = to_call_error(exc)
-    status = 413 if error.reason == "INPUT_TOO_LONG" else _HTTP_STATUS.get(error.code, 500)
+    status = 413 if error.reason == TooLongError.reason else _HTTP_STATUS.get(error.code, 500)
     headers = {}
     if error.retry_after_s:
         headers["Retry-After"] = f"{error.retry_after_s:.0f}"

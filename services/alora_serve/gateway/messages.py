@@ -8,23 +8,32 @@ from typing import Any
 from alora.v1 import intrinsics_pb2 as pb
 from google.protobuf import json_format
 
-from alora_serve.engine.types import ChatMessage, GenerationChunk, SamplingOptions, Usage
-from alora_serve.intrinsics.call import IntrinsicsCall
-from alora_serve.intrinsics.rewrite import IntrinsicInputError, IntrinsicRequest
-from alora_serve.intrinsics.runner import IntrinsicResult, Timings
+from alora_serve.engine.types import (
+    DEFAULT_MAX_TOKENS,
+    ChatMessage,
+    GenerationChunk,
+    SamplingOptions,
+    Usage,
+)
+from alora_serve.intrinsics.call import (
+    IntrinsicInfo,
+    IntrinsicInputError,
+    IntrinsicRequest,
+    IntrinsicResult,
+    IntrinsicsCall,
+    Timings,
+)
 
-DEFAULT_MAX_TOKENS = 256
 # Result fields of stable built-ins -> the typed view IntrinsicResult offers for them.
 _LIKELIHOODS = {"answerability_likelihood": "answerability_likelihood", "certainty": "certainty"}
 
 
-def request_from_pb(conversation: pb.Conversation, arguments: dict[str, Any]) -> IntrinsicRequest:
+def request_from_pb(conversation: pb.Conversation) -> IntrinsicRequest:
     """Raises pydantic's ValidationError, naming the field, on a malformed conversation."""
     return IntrinsicRequest.model_validate(
         {
             "messages": [{"role": m.role, "content": m.content} for m in conversation.messages],
             "documents": [{"doc_id": d.doc_id, "text": d.text} for d in conversation.documents],
-            "arguments": arguments,
         }
     )
 
@@ -32,7 +41,7 @@ def request_from_pb(conversation: pb.Conversation, arguments: dict[str, Any]) ->
 def call_from_pb(request: pb.RunIntrinsicsRequest, tenant: str) -> IntrinsicsCall:
     return IntrinsicsCall(
         intrinsics=list(request.intrinsics),
-        request=request_from_pb(request.conversation, {}),
+        request=request_from_pb(request.conversation),
         arguments={name: _struct(args) for name, args in request.arguments.items()},
         tenant=tenant,
     )
@@ -41,7 +50,8 @@ def call_from_pb(request: pb.RunIntrinsicsRequest, tenant: str) -> IntrinsicsCal
 def single_call_from_pb(request: pb.RunIntrinsicRequest, tenant: str) -> IntrinsicsCall:
     return IntrinsicsCall(
         intrinsics=[request.intrinsic],
-        request=request_from_pb(request.conversation, _struct(request.arguments)),
+        request=request_from_pb(request.conversation),
+        arguments={request.intrinsic: _struct(request.arguments)},
         tenant=tenant,
     )
 
@@ -49,7 +59,7 @@ def single_call_from_pb(request: pb.RunIntrinsicRequest, tenant: str) -> Intrins
 def prefill_call_from_pb(request: pb.PrefillConversationRequest, tenant: str) -> IntrinsicsCall:
     return IntrinsicsCall(
         intrinsics=list(request.intrinsics),
-        request=request_from_pb(request.conversation, {}),
+        request=request_from_pb(request.conversation),
         tenant=tenant,
     )
 
@@ -66,7 +76,7 @@ def generation_from_pb(
     sampling = request.sampling
     options = SamplingOptions.model_validate(
         {
-            "max_tokens": sampling.max_tokens or DEFAULT_MAX_TOKENS,
+            "max_tokens": sampling.max_tokens or DEFAULT_MAX_TOKENS,  # proto3: 0 is unset
             "temperature": sampling.temperature,
             "top_p": sampling.top_p or 1.0,
             "seed": sampling.seed if sampling.HasField("seed") else None,
@@ -100,17 +110,16 @@ def result_to_pb(result: IntrinsicResult) -> pb.IntrinsicResult:
     return message
 
 
-def info_to_pb(described: dict[str, Any]) -> pb.IntrinsicInfo:
-    """An entry of ``Catalog.describe()``."""
+def info_to_pb(described: IntrinsicInfo) -> pb.IntrinsicInfo:
     info = pb.IntrinsicInfo(
-        name=described["name"],
-        description=described["description"],
-        needs_documents=described["requires_documents"],
-        adapter_kind=described["adapter"]["kind"],
+        name=described.name,
+        description=described.description,
+        needs_documents=described.requires_documents,
+        adapter_kind=described.adapter.kind,
     )
-    for argument in described["arguments"]:
+    for argument in described.arguments:
         info.arguments[argument] = {"type": "string"}
-    json_format.ParseDict(described["result_schema"] or {}, info.result_schema)
+    json_format.ParseDict(described.result_schema or {}, info.result_schema)
     return info
 
 

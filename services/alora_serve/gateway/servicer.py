@@ -22,8 +22,7 @@ from alora_serve.gateway.admission import Admission
 from alora_serve.gateway.auth import Principal, TokenTable
 from alora_serve.gateway.failures import to_call_error
 from alora_serve.gateway.status import abort
-from alora_serve.intrinsics.call import IntrinsicsCall
-from alora_serve.intrinsics.runner import IntrinsicResult
+from alora_serve.intrinsics.call import IntrinsicInfo, IntrinsicResult, IntrinsicsCall
 
 
 class IntrinsicsBackend(Protocol):
@@ -44,7 +43,7 @@ class IntrinsicsServicer(intrinsics_pb2_grpc.IntrinsicsServicer):
     def __init__(
         self,
         backend: IntrinsicsBackend,
-        catalog: Sequence[dict],
+        catalog: Sequence[IntrinsicInfo],
         tokens: TokenTable,
         admission: Admission,
     ) -> None:

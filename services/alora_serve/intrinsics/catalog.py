@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from alora_serve.adapters import AdapterSpec, read_adapter
 from alora_serve.errors import NotFoundError
@@ -21,6 +20,7 @@ from alora_serve.intrinsics.builtins import (
     builtin_description,
     builtin_names,
 )
+from alora_serve.intrinsics.call import AdapterInfo, IntrinsicInfo
 from alora_serve.intrinsics.io_config import IOConfig, load_io_config
 from alora_serve.intrinsics.rewrite import instruction_fields
 
@@ -54,16 +54,16 @@ class Intrinsic:
         tags_documents = "documents" in (self.config.sentence_boundaries or {})
         return tags_documents or self.name in NEEDS_DOCUMENTS
 
-    def describe(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "description": self.description,
-            "adapter": {"kind": self.adapter.kind},  # never the server's paths
-            "arguments": instruction_fields(self.config),
-            "requires_documents": self.requires_documents,
-            "response_format": self.config.response_format,
-            "result_schema": self.config.result_schema,
-        }
+    def describe(self) -> IntrinsicInfo:
+        return IntrinsicInfo(
+            name=self.name,
+            description=self.description,
+            adapter=AdapterInfo(kind=self.adapter.kind),
+            arguments=instruction_fields(self.config),
+            requires_documents=self.requires_documents,
+            response_format=self.config.response_format,
+            result_schema=self.config.result_schema,
+        )
 
 
 class Catalog:
@@ -99,7 +99,7 @@ class Catalog:
     def adapters(self) -> list[AdapterSpec]:
         return [self._intrinsics[name].adapter for name in self.names()]
 
-    def describe(self) -> list[dict[str, Any]]:
+    def describe(self) -> list[IntrinsicInfo]:
         return [self._intrinsics[name].describe() for name in self.names()]
 
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from alora_serve.engine.types import StepLogprobs
 from alora_serve.intrinsics.io_config import IOConfig
 from alora_serve.intrinsics.json_positions import parse_with_positions, strip_positions
-from alora_serve.intrinsics.transformations import OutputContext, TokenLogprobs
+from alora_serve.intrinsics.transformations import OutputContext
 
 
 class OutputParseError(ValueError):
@@ -17,7 +18,7 @@ class OutputParseError(ValueError):
 def process_output(
     config: IOConfig,
     content: str,
-    logprobs: Sequence[TokenLogprobs] = (),
+    logprobs: Sequence[StepLogprobs] = (),
     sentences: Mapping[str, Any] | None = None,
 ) -> Any:
     """Apply the io.yaml's transformations, in order, to the parsed model output."""
@@ -34,15 +35,3 @@ def process_output(
     for rule in config.rules():
         value = rule.apply(value, context)
     return value
-
-
-def openai_logprobs(logprobs: Mapping[str, Any] | None) -> list[TokenLogprobs]:
-    """Logprobs in the OpenAI chat-completion shape (``{"content": [...]}``)."""
-    return [
-        TokenLogprobs(
-            token=entry["token"],
-            logprob=entry["logprob"],
-            top=tuple((alt["token"], alt["logprob"]) for alt in entry.get("top_logprobs") or ()),
-        )
-        for entry in (logprobs or {}).get("content") or ()
-    ]

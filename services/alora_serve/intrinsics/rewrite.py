@@ -4,7 +4,7 @@ Follows granite-common's request rewriting (docs/notes/granite-common-intrinsics
 sentence tagging where ``sentence_boundaries`` asks for it, documents as a message where
 ``docs_as_message`` asks for it, the instruction appended as a new user message, the
 response format for constrained decoding and top-10 logprobs where ``likelihood`` needs
-them. Rendering into tokens (chat template, invocation) is :mod:`.rendering`'s job.
+them. Rendering into tokens (chat template, invocation) is the runner's job.
 """
 
 from __future__ import annotations
@@ -15,10 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from alora_serve.engine.types import ChatMessage
-from alora_serve.errors import InvalidInputError
+from alora_serve.intrinsics.call import Document, IntrinsicInputError, IntrinsicRequest
 from alora_serve.intrinsics.io_config import IOConfig
 from alora_serve.intrinsics.schemas import Schema, inline_refs
 from alora_serve.intrinsics.sentences import DecodeSentences, Sentence, tag_sentences
@@ -26,30 +24,6 @@ from alora_serve.intrinsics.sentences import DecodeSentences, Sentence, tag_sent
 LIKELIHOOD_TOP_LOGPROBS = 10
 LAST_MESSAGE = "last_message"  # the instruction's field for the (tagged) last message
 DOCUMENTS_PREAMBLE = "You have access to the following documents:\n\n"
-
-
-class IntrinsicInputError(InvalidInputError):
-    """A call the intrinsic cannot take; the message says what to change."""
-
-    reason = "INVALID_INTRINSIC_INPUT"
-
-
-class Document(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    doc_id: str = Field(min_length=1)
-    text: str
-
-
-class IntrinsicRequest(BaseModel):
-    """What a caller sends: the conversation so far, its documents and the values of the
-    intrinsic's instruction fields (e.g. ``requirement``)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    messages: list[ChatMessage] = Field(min_length=1)
-    documents: list[Document] = Field(default_factory=list)
-    arguments: dict[str, Any] = Field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -72,8 +46,13 @@ def instruction_fields(config: IOConfig) -> list[str]:
     return list(dict.fromkeys(n for n in names if n != LAST_MESSAGE))
 
 
-def rewrite_request(config: IOConfig, request: IntrinsicRequest) -> RewrittenRequest:
-    _check_arguments(config, request.arguments)
+def rewrite_request(
+    config: IOConfig, request: IntrinsicRequest, arguments: Mapping[str, Any] | None = None
+) -> RewrittenRequest:
+    """The request the adapter runs on; ``arguments``: the values of the instruction's
+    fields."""
+    arguments = arguments or {}
+    _check_arguments(config, arguments)
     messages, documents = list(request.messages), list(request.documents)
     sentences: dict[str, tuple[Sentence, ...]] = {}
     for source, prefix in (config.sentence_boundaries or {}).items():
@@ -85,9 +64,7 @@ def rewrite_request(config: IOConfig, request: IntrinsicRequest) -> RewrittenReq
         messages.insert(0, documents_message(documents, config.docs_as_message))
         documents = []
     if config.instruction is not None:
-        text = config.instruction.format(
-            **request.arguments, **{LAST_MESSAGE: messages[-1].content}
-        )
+        text = config.instruction.format(**arguments, **{LAST_MESSAGE: messages[-1].content})
         messages.append(ChatMessage(role="user", content=text))
     return RewrittenRequest(
         messages=tuple(messages),

@@ -13,23 +13,29 @@ from typing import Any
 
 from alora_serve.engine import Engine
 from alora_serve.engine.prefixes import HoldsPrefix
-from alora_serve.engine.types import ChatMessage, Generation, SamplingOptions, Usage
+from alora_serve.engine.types import ChatMessage, Generation, SamplingOptions
 from alora_serve.errors import InternalError, TooLongError
+from alora_serve.intrinsics.call import (
+    Document,
+    IntrinsicRequest,
+    IntrinsicResult,
+    IntrinsicsCall,
+    Timings,
+)
 from alora_serve.intrinsics.catalog import Catalog, Intrinsic
 from alora_serve.intrinsics.output import OutputParseError, process_output
 from alora_serve.intrinsics.rewrite import (
-    Document,
     IntrinsicInputError,
-    IntrinsicRequest,
     RewrittenRequest,
     documents_message,
     instruction_fields,
     rewrite_request,
 )
 from alora_serve.intrinsics.schemas import max_json_chars
-from alora_serve.intrinsics.transformations import TokenLogprobs, TransformationError
+from alora_serve.intrinsics.transformations import TransformationError
 
-DEFAULT_MAX_TOKENS = 256
+# An intrinsic's output budget when its io.yaml names none.
+FALLBACK_COMPLETION_TOKENS = 256
 
 
 class InputTooLongError(IntrinsicInputError, TooLongError):
@@ -42,37 +48,6 @@ class IntrinsicOutputError(InternalError):
     """The adapter's output could not be turned into a result (e.g. cut at max tokens)."""
 
     reason = "INVALID_INTRINSIC_OUTPUT"
-
-
-@dataclass(frozen=True)
-class Timings:
-    """Where a result's time went, in seconds; the phases add up to ``total_s``, the
-    whole call as its caller saw it (a call of several intrinsics ends when its slowest
-    intrinsic does: they share ``total_s``; those on one worker share ``queue_s`` and the
-    leasing of their base KV)."""
-
-    total_s: float = 0.0
-    queue_s: float = 0.0  # before and after the worker: admission, routing, transport
-    base_kv_s: float = 0.0  # leasing the base KV of the call's prefixes, computing any missing
-    adapter_prefill_s: float = 0.0  # adapter request submitted -> first token
-    decode_s: float = 0.0  # first token -> last
-    worker_s: float = 0.0  # the whole call on the worker that ran this intrinsic
-
-    @property
-    def other_s(self) -> float:
-        """The rest: rendering, output processing, waiting for the call's other
-        intrinsics."""
-        phases = self.queue_s + self.base_kv_s + self.adapter_prefill_s + self.decode_s
-        return max(0.0, self.total_s - phases)
-
-
-@dataclass(frozen=True)
-class IntrinsicResult:
-    name: str
-    result: Any
-    raw_output: str
-    usage: Usage
-    timings: Timings
 
 
 @dataclass(frozen=True)
@@ -89,12 +64,14 @@ class IntrinsicRunner:
         self.engine = engine
         self.catalog = catalog
 
-    def prepare(self, name: str, request: IntrinsicRequest) -> PreparedCall:
+    def prepare(
+        self, name: str, request: IntrinsicRequest, arguments: Mapping[str, Any] | None = None
+    ) -> PreparedCall:
         """Everything up to the engine call; bad input fails here, before any work."""
         intrinsic = self.catalog.get(name)
         if intrinsic.requires_documents and not request.documents:
             raise IntrinsicInputError(f"intrinsic {name!r} needs documents; the request has none")
-        rewritten = rewrite_request(intrinsic.config, request)
+        rewritten = rewrite_request(intrinsic.config, request, arguments or {})
         conversation = self._render(rewritten, intrinsic.adapter.invocation_tokens is None)
         invocation = intrinsic.adapter.invocation_tokens or ()
         prompt = (*conversation, *invocation)
@@ -119,46 +96,44 @@ class IntrinsicRunner:
             return wanted
         return int(min(max(wanted, bound), limit - prompt_tokens))
 
-    async def run(self, name: str, request: IntrinsicRequest, tenant: str) -> IntrinsicResult:
-        (result,) = await self.run_many([name], request, tenant)
-        return result
-
-    async def run_many(
+    async def run(
         self,
-        names: Sequence[str],
+        name: str,
         request: IntrinsicRequest,
         tenant: str,
-        arguments: Mapping[str, Mapping[str, Any]] | None = None,
-    ) -> list[IntrinsicResult]:
+        arguments: Mapping[str, Any] | None = None,
+    ) -> IntrinsicResult:
+        call = IntrinsicsCall(
+            intrinsics=[name],
+            request=request,
+            arguments={name: dict(arguments or {})},
+            tenant=tenant,
+        )
+        (result,) = await self.run_many(call)
+        return result
+
+    async def run_many(self, call: IntrinsicsCall) -> list[IntrinsicResult]:
         """Several intrinsics on one conversation: the base KV of every call's prefix is
         computed first (the conversation once, each instruction once) and held while the
-        adapters run, batched. ``arguments`` gives an intrinsic its own arguments
-        (instead of ``request.arguments``)."""
+        adapters run, batched."""
         started = time.perf_counter()
-        calls = self._prepare_all(names, request, arguments or {})
+        calls = self._prepare_all(call)
         holding = time.perf_counter()
-        async with self.engine.holding(_base_prefixes(calls), tenant) as held:
+        async with self.engine.holding(_base_prefixes(calls), call.tenant) as held:
             base_kv_s = time.perf_counter() - holding
-            generations = await asyncio.gather(*(self._generate(c, tenant) for c in calls))
+            generations = await asyncio.gather(*(self._generate(c, call.tenant) for c in calls))
         worker_s = time.perf_counter() - started
         return [
             self._result(call, generation, held, Timings(base_kv_s=base_kv_s, worker_s=worker_s))
             for call, generation in zip(calls, generations, strict=True)
         ]
 
-    async def prefill(
-        self,
-        names: Sequence[str],
-        request: IntrinsicRequest,
-        tenant: str,
-        arguments: Mapping[str, Mapping[str, Any]] | None = None,
-    ) -> int:
+    async def prefill(self, call: IntrinsicsCall) -> int:
         """Compute and keep the base KV these intrinsics will need on this conversation
         (e.g. right after the base model's turn), so that their calls only decode.
         Returns the prompt tokens whose KV is kept (the longest prefix)."""
-        calls = self._prepare_all(names, request, arguments or {})
-        prefixes = _base_prefixes(calls)
-        async with self.engine.holding(prefixes, tenant):
+        prefixes = _base_prefixes(self._prepare_all(call))
+        async with self.engine.holding(prefixes, call.tenant):
             pass
         return max(map(len, prefixes), default=0)
 
@@ -168,37 +143,27 @@ class IntrinsicRunner:
 
         async def warm(name: str) -> float:
             started = time.perf_counter()
-            call = self.prepare(name, _warm_up_request(self.catalog.get(name)))
+            call = self.prepare(name, *_warm_up_request(self.catalog.get(name)))
             await self.engine.warm_up(name, call.prompt, call.options)
             return time.perf_counter() - started
 
         names = self.catalog.names()
         return dict(zip(names, await asyncio.gather(*map(warm, names)), strict=True))
 
-    def _prepare_all(
-        self,
-        names: Sequence[str],
-        request: IntrinsicRequest,
-        arguments: Mapping[str, Mapping[str, Any]],
-    ) -> list[PreparedCall]:
+    def _prepare_all(self, call: IntrinsicsCall) -> list[PreparedCall]:
+        names = call.intrinsics
         if len(set(names)) != len(names):
             raise IntrinsicInputError(f"intrinsics named more than once in {list(names)}")
-        stray = sorted(set(arguments) - set(names))
+        stray = sorted(set(call.arguments) - set(names))
         if stray:
             raise IntrinsicInputError(f"arguments given for intrinsics not called: {stray}")
-        return [
-            self.prepare(
-                name,
-                request.model_copy(update={"arguments": dict(arguments[name])})
-                if name in arguments
-                else request,
-            )
-            for name in names
-        ]
+        return [self.prepare(name, call.request, call.arguments_of(name)) for name in names]
 
     async def _generate(self, call: PreparedCall, tenant: str) -> Generation:
         name = call.intrinsic.name
-        generation = await self.engine.invoke(name, call.prompt, call.options, tenant)
+        generation = await self.engine.invoke(
+            name, call.prompt, call.options, tenant, start=call.adapter_start
+        )
         if generation.finish_reason == "length":
             raise IntrinsicOutputError(
                 f"{name!r} output reached its {call.options.max_tokens} token limit before "
@@ -220,7 +185,7 @@ class IntrinsicRunner:
             result = process_output(
                 call.intrinsic.config,
                 generation.text,
-                _token_logprobs(generation),
+                generation.logprobs or (),
                 call.rewritten.sentences,
             )
         except (OutputParseError, TransformationError) as exc:
@@ -250,17 +215,17 @@ class IntrinsicRunner:
         )
 
 
-def _warm_up_request(intrinsic: Intrinsic) -> IntrinsicRequest:
-    """A small request every intrinsic accepts: a turn each way, a document, and a value
-    for each instruction field."""
-    return IntrinsicRequest(
+def _warm_up_request(intrinsic: Intrinsic) -> tuple[IntrinsicRequest, dict[str, str]]:
+    """A small request every intrinsic accepts (a turn each way, a document) and a value
+    for each of its instruction's fields."""
+    request = IntrinsicRequest(
         messages=[
             ChatMessage(role="user", content="Is the sky blue?"),
             ChatMessage(role="assistant", content="Yes. The sky is blue on a clear day."),
         ],
         documents=[Document(doc_id="0", text="On a clear day the sky is blue.")],
-        arguments=dict.fromkeys(instruction_fields(intrinsic.config), "Answer in one sentence."),
     )
+    return request, dict.fromkeys(instruction_fields(intrinsic.config), "Answer in one sentence.")
 
 
 def _base_prefixes(calls: Sequence[PreparedCall]) -> list[tuple[int, ...]]:
@@ -270,7 +235,7 @@ def _base_prefixes(calls: Sequence[PreparedCall]) -> list[tuple[int, ...]]:
 def _max_tokens(rewritten: RewrittenRequest) -> int:
     parameters = rewritten.parameters
     wanted = parameters.get("max_completion_tokens", parameters.get("max_tokens"))
-    return wanted or DEFAULT_MAX_TOKENS
+    return wanted or FALLBACK_COMPLETION_TOKENS
 
 
 def _sampling(rewritten: RewrittenRequest, max_tokens: int) -> SamplingOptions:
@@ -282,14 +247,3 @@ def _sampling(rewritten: RewrittenRequest, max_tokens: int) -> SamplingOptions:
         # The transformations need only the tokens that chose the value.
         stop_when_determined=True,
     )
-
-
-def _token_logprobs(generation: Generation) -> list[TokenLogprobs]:
-    return [
-        TokenLogprobs(
-            token=step.chosen.text,
-            logprob=step.chosen.logprob,
-            top=tuple((t.text, t.logprob) for t in step.top),
-        )
-        for step in generation.logprobs or ()
-    ]

@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
+from alora_serve.engine.types import StepLogprobs
 from alora_serve.intrinsics.json_paths import Path, get_path, matching_paths, replace_at
 from alora_serve.intrinsics.json_positions import Literal
 from alora_serve.intrinsics.schemas import Schema, object_schema, replace_node, schema_nodes
@@ -24,22 +25,13 @@ class TransformationError(ValueError):
     """Model output that a transformation cannot process (names rule and path)."""
 
 
-@dataclass(frozen=True)
-class TokenLogprobs:
-    """One generated token, its logprob and the top alternatives (token, logprob)."""
-
-    token: str
-    logprob: float
-    top: tuple[tuple[str, float], ...] = ()
-
-
 @dataclass
 class OutputContext:
     """What rules may consult besides the value: the raw output's literal positions, the
     generated tokens with logprobs, and sentence tables of the request."""
 
     positions: Any
-    logprobs: Sequence[TokenLogprobs] = ()
+    logprobs: Sequence[StepLogprobs] = ()
     sentences: Mapping[str, Any] = field(default_factory=dict)
 
 
@@ -102,20 +94,21 @@ class Likelihood(Transformation):
         literal = get_path(context.positions, path)
         if not isinstance(literal, Literal) or literal.value != node:
             raise self.fail(path, "the value is not a literal of the raw output")
-        chosen, lead = self._value_token(literal, context.logprobs, path)
+        step, lead = self._value_token(literal, context.logprobs, path)
+        chosen = step.chosen
         weighted: list[tuple[float, float]] = []
         category = self._category_key(node)
         if category is not None:
             weighted.append((self.categories[category], math.exp(chosen.logprob)))
-        for token, logprob in chosen.top:
+        for alternative in step.top:
             # An alternative counts for the first category it begins, once the characters
             # it shares with the chosen token before the value (e.g. a quote) are skipped.
-            start = token[lead:]
-            if token == chosen.token or token[:lead] != chosen.token[:lead] or not start:
+            token, start = alternative.text, alternative.text[lead:]
+            if token == chosen.text or token[:lead] != chosen.text[:lead] or not start:
                 continue
             for category, category_value in self.categories.items():
                 if str(category).startswith(start):
-                    weighted.append((category_value, math.exp(logprob)))
+                    weighted.append((category_value, math.exp(alternative.logprob)))
                     break
         total = sum(weight for _, weight in weighted)
         if not weighted or total == 0.0:
@@ -129,8 +122,8 @@ class Likelihood(Transformation):
         return None
 
     def _value_token(
-        self, literal: Literal, tokens: Sequence[TokenLogprobs], path: Path
-    ) -> tuple[TokenLogprobs, int]:
+        self, literal: Literal, tokens: Sequence[StepLogprobs], path: Path
+    ) -> tuple[StepLogprobs, int]:
         """The generated token holding the value's first character, and how many of its
         characters come before it (granite's tokens start at the value: 0; a tokenizer
         may fuse the opening quote with the first letters)."""
@@ -139,9 +132,9 @@ class Likelihood(Transformation):
         offset = literal.begin + (1 if isinstance(literal.value, str) else 0)
         position = 0
         for token in tokens:
-            if position <= offset < position + len(token.token):
+            if position <= offset < position + len(token.chosen.text):
                 return token, offset - position
-            position += len(token.token)
+            position += len(token.chosen.text)
         raise self.fail(path, f"no generated token covers offset {offset}")
 
 

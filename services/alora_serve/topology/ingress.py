@@ -35,10 +35,13 @@ from alora_serve.gateway.http_api import (
 from alora_serve.gateway.metrics import GatewayCollector
 from alora_serve.gateway.server import Gateway, start_gateway
 from alora_serve.gateway.servicer import IntrinsicsServicer
-from alora_serve.intrinsics.call import IntrinsicsCall
+from alora_serve.intrinsics.call import (
+    IntrinsicInfo,
+    IntrinsicRequest,
+    IntrinsicResult,
+    IntrinsicsCall,
+)
 from alora_serve.intrinsics.catalog import UnknownIntrinsicError
-from alora_serve.intrinsics.rewrite import IntrinsicRequest
-from alora_serve.intrinsics.runner import IntrinsicResult
 from alora_serve.topology.handles import CallTimeoutError, WorkerUnavailableError, answer
 from alora_serve.topology.handles import stream as start_stream
 from alora_serve.topology.metrics import RayMetricsBridge
@@ -105,7 +108,7 @@ class IntrinsicsIngress:
         self,
         workers: Mapping[str, DeploymentHandle],
         routes: Mapping[str, str],
-        catalog: list[dict],
+        catalog: list[IntrinsicInfo],
         base: DeploymentHandle,
         settings: IngressSettings,
     ) -> None:
@@ -135,7 +138,7 @@ class IntrinsicsIngress:
 
     # -- handle API ------------------------------------------------------------------
 
-    def catalog(self) -> list[dict]:
+    def catalog(self) -> list[IntrinsicInfo]:
         return self._catalog
 
     async def run_many(
@@ -244,9 +247,9 @@ class IntrinsicsIngress:
         return {"status": "ok", "model": self._settings.model_name}
 
     @http.get("/v1/intrinsics", responses=error_responses(401, 429))
-    async def list_intrinsics(self, request: Request) -> list[dict]:
+    async def list_intrinsics(self, request: Request) -> list[IntrinsicInfo]:
         async with self._serving_http("GET /v1/intrinsics", request) as principal:
-            return [entry for entry in self._catalog if principal.may_call(entry["name"])]
+            return [info for info in self._catalog if principal.may_call(info.name)]
 
     @http.post(
         "/v1/intrinsics:run", responses=error_responses(400, 401, 403, 404, 413, 429, 503, 504)

@@ -124,10 +124,9 @@ def _warm_up_note(deployment: str) -> str:
 
 def _self_check(ingress, progress: Callable[[str], None]) -> None:
     from alora_serve.examples.rag_pipeline import EXAMPLE_CONVERSATION, EXAMPLE_DOCUMENTS
-    from alora_serve.intrinsics.call import IntrinsicsCall
-    from alora_serve.intrinsics.rewrite import IntrinsicRequest
+    from alora_serve.intrinsics.call import IntrinsicRequest, IntrinsicsCall
 
-    names = [entry["name"] for entry in ingress.catalog.remote().result()]
+    names = [info.name for info in ingress.catalog.remote().result()]
     request = IntrinsicRequest(messages=EXAMPLE_CONVERSATION, documents=EXAMPLE_DOCUMENTS)
     checked = [n for n in ("answerability", "uncertainty") if n in names] or names[:1]
     call = IntrinsicsCall(intrinsics=checked, request=request, tenant="self-check")

@@ -2,7 +2,7 @@
 
 Prometheus scrapes Ray's metrics endpoint, and Serve tags each series with application,
 deployment and replica. The figures are defined once, as prometheus_client collectors
-next to what they measure (`alora_serve.kv.store.metrics`, `alora_serve.disagg.metrics`). A
+next to what they measure (`alora_serve.kv.store.metrics`, `alora_serve.transfer.metrics`). A
 replica samples them every few seconds and publishes every sample as a Ray gauge of the
 same name.
 """

@@ -6,8 +6,8 @@ import pytest
 import yaml
 from pydantic import ValidationError
 
+from alora_serve.engine.types import DEFAULT_TENANT
 from alora_serve.gateway.auth import (
-    ANONYMOUS_TENANT,
     AuthenticationError,
     PermissionDeniedError,
     Principal,
@@ -78,8 +78,8 @@ def test_without_tokens_every_call_is_the_anonymous_tenant() -> None:
         assert not table.required
         for authorization in ([], ["garbage"], [f"Bearer {ACME_TOKEN}"]):
             principal = table.authenticate(authorization)
-            assert principal == Principal(ANONYMOUS_TENANT, None)
-    assert ANONYMOUS_TENANT == "default"
+            assert principal == Principal(DEFAULT_TENANT, None)
+    assert DEFAULT_TENANT == "default"
 
 
 def test_a_token_listed_twice_is_refused(tmp_path: Path) -> None:

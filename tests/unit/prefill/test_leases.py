@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from alora_serve.disagg.leases import LeaseTable, TooManyLeasesError
+from alora_serve.prefill.leases import LeaseTable, TooManyLeasesError
 
 
 class Clock:

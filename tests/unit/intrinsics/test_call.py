@@ -3,8 +3,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from alora_serve.intrinsics.call import IntrinsicsCall
-from alora_serve.intrinsics.rewrite import IntrinsicRequest
+from alora_serve.intrinsics.call import IntrinsicRequest, IntrinsicsCall
 
 REQUEST = IntrinsicRequest(messages=[{"role": "user", "content": "Is the sky blue?"}])
 

@@ -4,6 +4,7 @@ import math
 
 import pytest
 
+from alora_serve.engine.types import StepLogprobs, TokenLogprob
 from alora_serve.intrinsics.json_paths import matching_paths
 from alora_serve.intrinsics.json_positions import parse_with_positions
 from alora_serve.intrinsics.transformations import (
@@ -14,9 +15,14 @@ from alora_serve.intrinsics.transformations import (
     Nest,
     OutputContext,
     Project,
-    TokenLogprobs,
     TransformationError,
 )
+
+
+def step(text: str, logprob: float, top: tuple[tuple[str, float], ...] = ()) -> StepLogprobs:
+    """A generated token and its alternatives (token ids do not matter here)."""
+    alternatives = tuple(TokenLogprob(-1, t, lp) for t, lp in top)
+    return StepLogprobs(TokenLogprob(-1, text, logprob), alternatives)
 
 
 def ctx(raw: str = "null", tokens=()) -> OutputContext:
@@ -33,13 +39,13 @@ def test_paths_with_wildcards() -> None:
 def test_likelihood_mixes_categories_by_first_token() -> None:
     raw = '{"v": "partially relevant"}'
     tokens = [
-        TokenLogprobs('{"v": "', -0.1),
-        TokenLogprobs(
+        step('{"v": "', -0.1),
+        step(
             "part",
             math.log(0.5),
             (("part", math.log(0.5)), ("ir", math.log(0.3)), ("re", math.log(0.2)), ("<x>", -1.0)),
         ),
-        TokenLogprobs("ially relevant", -0.01),
+        step("ially relevant", -0.01),
     ]
     rule = Likelihood(["v"], {"relevant": 1.0, "irrelevant": 0.0, "partially relevant": 0.5})
     result = rule.apply({"v": "partially relevant"}, ctx(raw, tokens))
@@ -47,7 +53,7 @@ def test_likelihood_mixes_categories_by_first_token() -> None:
 
 
 def test_likelihood_of_an_integer_category() -> None:
-    tokens = [TokenLogprobs("7", math.log(0.6), (("7", math.log(0.6)), ("8", math.log(0.4))))]
+    tokens = [step("7", math.log(0.6), (("7", math.log(0.6)), ("8", math.log(0.4))))]
     rule = Likelihood([], {7: 0.75, 8: 0.85}, output_name="certainty")
     assert rule.apply(7, ctx("7", tokens)) == {"certainty": pytest.approx(0.6 * 0.75 + 0.4 * 0.85)}
 
@@ -57,7 +63,7 @@ def test_likelihood_needs_logprobs_covering_the_value() -> None:
     with pytest.raises(TransformationError, match="needs logprobs"):
         rule.apply("yes", ctx('"yes"'))
     with pytest.raises(TransformationError, match="no generated token covers offset 1"):
-        rule.apply("yes", ctx('"yes"', [TokenLogprobs('"', -0.1)]))
+        rule.apply("yes", ctx('"yes"', [step('"', -0.1)]))
 
 
 def test_likelihood_with_the_quote_fused_into_the_first_token() -> None:
@@ -69,7 +75,7 @@ def test_likelihood_with_the_quote_fused_into_the_first_token() -> None:
         ("un", math.log(0.05)),
         ('"', math.log(0.05)),
     )
-    tokens = [TokenLogprobs('"un', math.log(0.3), top), TokenLogprobs('answerable"', -0.01)]
+    tokens = [step('"un', math.log(0.3), top), step('answerable"', -0.01)]
     rule = Likelihood([], {"answerable": 1.0, "unanswerable": 0.0})
     result = rule.apply("unanswerable", ctx('"unanswerable"', tokens))
     assert result == pytest.approx(0.6 / 0.9)

@@ -73,3 +73,9 @@ def test_every_deployment_waits_out_the_gateway_s_grace_on_shutdown() -> None:
     assert TopologyConfig().shutdown_timeout_s == 20.0  # Serve's default
     long_grace = {"gateway": {"shutdown_grace_s": 60}}
     assert TopologyConfig.model_validate(long_grace).shutdown_timeout_s == 70.0
+
+
+def test_a_gateway_is_turned_off_by_leaving_it_out_not_by_a_flag() -> None:
+    with pytest.raises(ValidationError, match=r"gateway\.enabled"):
+        TopologyConfig.model_validate({"gateway": {"enabled": False}})
+    assert TopologyConfig.model_validate({"gateway": None}).gateway is None

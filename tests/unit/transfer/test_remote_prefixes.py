@@ -9,15 +9,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from alora_serve.disagg.grants import LeaseGrant
-from alora_serve.disagg.remote_prefixes import PrefillUnavailableError, RemotePrefixes
 from alora_serve.engine.errors import KVLoadError
+from alora_serve.engine.kv_owner import KVOwner
 from alora_serve.engine.prefixes import PrefixManager
 from alora_serve.kv.fingerprint import IncompatibleKVError, KVFingerprint
 from alora_serve.kv.orders import LoadOrder
 from alora_serve.kv.store.arena import ArenaSpec, SlotArena
 from alora_serve.kv.store.block_pool import BlockPool
 from alora_serve.kv.store.prefix_store import PrefixStore
+from alora_serve.transfer.grants import LeaseGrant
+from alora_serve.transfer.remote_prefixes import PrefillUnavailableError, RemotePrefixes
 
 BLOCK, LAYERS, NUMEL = 4, 2, 8
 FINGERPRINT = KVFingerprint("m@1", "float32", BLOCK, "CPU_ATTN", LAYERS, NUMEL)
@@ -60,8 +61,8 @@ def source(prefill, arena, recompute=None) -> RemotePrefixes:
     async def no_local_fill(tokens, order, tenant):
         raise AssertionError("the local fill must not run")
 
-    local = PrefixManager(PrefixStore(BlockPool(8), BLOCK, "m"), no_local_fill)
-    return RemotePrefixes(prefill, local, arena, "node-a", FINGERPRINT, recompute)
+    prefixes = PrefixManager(PrefixStore(BlockPool(8), BLOCK, "m"), no_local_fill)
+    return RemotePrefixes(prefill, KVOwner(arena, prefixes, FINGERPRINT), "node-a", recompute)
 
 
 async def test_same_host_holders_of_one_prefix_share_one_lease(arena) -> None:

@@ -18,6 +18,15 @@ from alora_serve.errors import OverloadedError
 Held = TypeVar("Held")
 
 
+@dataclass(frozen=True)
+class LeaseLimits:
+    max_leases: int = 256
+    ttl_s: float = 60.0
+
+
+DEFAULT_LEASE_LIMITS = LeaseLimits()
+
+
 class TooManyLeasesError(OverloadedError):
     """Every lease is taken: back-pressure, retry later."""
 

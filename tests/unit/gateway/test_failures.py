@@ -11,19 +11,19 @@ from pydantic import ValidationError
 from ray.exceptions import RayActorError, RayTaskError
 from ray.serve.exceptions import BackPressureError
 
-from alora_serve.disagg.leases import TooManyLeasesError
-from alora_serve.disagg.remote_prefixes import PrefillUnavailableError
 from alora_serve.engine.errors import PromptTooLongError, UnknownAdapterError
 from alora_serve.gateway.admission import OverloadedError
 from alora_serve.gateway.auth import AuthenticationError, PermissionDeniedError
 from alora_serve.gateway.failures import RETRY_AFTER_S, to_call_error
 from alora_serve.gateway.http_api import http_error
 from alora_serve.gateway.status import DETAILS_KEY, DOMAIN, CallError
+from alora_serve.intrinsics.call import IntrinsicInputError, IntrinsicRequest
 from alora_serve.intrinsics.catalog import UnknownIntrinsicError
-from alora_serve.intrinsics.rewrite import IntrinsicInputError, IntrinsicRequest
 from alora_serve.intrinsics.runner import InputTooLongError, IntrinsicOutputError
 from alora_serve.kv.store.block_pool import StoreFullError
+from alora_serve.prefill.leases import TooManyLeasesError
 from alora_serve.topology.handles import WorkerUnavailableError
+from alora_serve.transfer.remote_prefixes import PrefillUnavailableError
 
 Code = grpc.StatusCode
 DETAIL_TYPES = (

@@ -15,8 +15,13 @@ from alora_serve.gateway.messages import (
     result_to_pb,
     single_call_from_pb,
 )
-from alora_serve.intrinsics.rewrite import IntrinsicInputError
-from alora_serve.intrinsics.runner import IntrinsicResult, Timings
+from alora_serve.intrinsics.call import (
+    AdapterInfo,
+    IntrinsicInfo,
+    IntrinsicInputError,
+    IntrinsicResult,
+    Timings,
+)
 
 CONVERSATION = pb.Conversation(
     messages=[pb.Message(role="user", content="Who wrote Hamlet?")],
@@ -36,11 +41,11 @@ def test_a_composed_call_keeps_names_documents_and_per_intrinsic_arguments() -> 
     assert call.tenant == "acme"
 
 
-def test_a_single_call_carries_its_arguments_on_the_request() -> None:
+def test_a_single_call_carries_its_arguments_like_a_composed_one() -> None:
     request = pb.RunIntrinsicRequest(intrinsic="requirement_check", conversation=CONVERSATION)
     request.arguments.update({"requirement": "cite"})
     call = single_call_from_pb(request, tenant="acme")
-    assert call.request.arguments == {"requirement": "cite"}
+    assert call.arguments == {"requirement_check": {"requirement": "cite"}}
 
 
 def test_malformed_conversations_are_refused_naming_the_field() -> None:
@@ -96,15 +101,15 @@ def test_results_carry_json_typed_views_usage_and_timings(result, typed, value) 
 
 
 def test_catalog_entries_become_intrinsic_info() -> None:
-    described = {
-        "name": "requirement_check",
-        "description": "Does the response satisfy a requirement?",
-        "adapter": {"kind": "alora", "path": "/x"},
-        "arguments": ["requirement"],
-        "requires_documents": False,
-        "response_format": None,
-        "result_schema": {"type": "object", "properties": {"x": {"type": "number"}}},
-    }
+    described = IntrinsicInfo(
+        name="requirement_check",
+        description="Does the response satisfy a requirement?",
+        adapter=AdapterInfo(kind="alora"),
+        arguments=["requirement"],
+        requires_documents=False,
+        response_format=None,
+        result_schema={"type": "object", "properties": {"x": {"type": "number"}}},
+    )
     info = info_to_pb(described)
     assert (info.name, info.adapter_kind, info.needs_documents) == (
         "requirement_check",
@@ -123,7 +128,7 @@ def test_a_prefill_call_keeps_the_conversation_and_the_intrinsics_to_come() -> N
     assert call.intrinsics == ["answerability", "citations"]
     assert call.request.messages == [ChatMessage(role="user", content="Who wrote Hamlet?")]
     assert [d.doc_id for d in call.request.documents] == ["1"]
-    assert call.request.arguments == {}
+    assert call.arguments == {}
     assert call.tenant == "acme"
     with pytest.raises(ValidationError, match="messages"):
         prefill_call_from_pb(pb.PrefillConversationRequest(intrinsics=["a"]), "acme")

@@ -1,35 +1,22 @@
-"""Prometheus views of the prefill service's leases and a decode worker's transfers."""
+"""Prometheus view of a decode worker's transfers."""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.core import CounterMetricFamily, Metric
 from prometheus_client.registry import Collector
 
-from alora_serve.disagg.prefill_service import PrefillService
-from alora_serve.disagg.remote_prefixes import TransferCounts
 
-
-class LeaseCollector(Collector):
-    def __init__(self, service: PrefillService) -> None:
-        self._service = service
-
-    def collect(self) -> Iterator[Metric]:
-        service = self._service
-        yield GaugeMetricFamily(
-            "alora_prefill_leases", "Prefix leases held by readers", service.active_leases
-        )
-        yield GaugeMetricFamily(
-            "alora_prefill_leases_limit",
-            "Bound of prefix leases (beyond it, callers are refused: back-pressure)",
-            service.limits.max_leases,
-        )
-        yield CounterMetricFamily(
-            "alora_prefill_leases_expired",
-            "Leases that expired unreleased (a reader died or stalled)",
-            service.expired_leases,
-        )
+@dataclass
+class TransferCounts:
+    in_place: int = 0  # calls that read the prefill service's arena on this host
+    pulled_blocks: int = 0  # blocks copied here from another host
+    pulled_bytes: int = 0
+    local_hits: int = 0  # calls served from blocks pulled earlier
+    recomputed: int = 0  # fills computed here because the prefill service failed
+    recomputed_tokens: int = 0  # base-model prompt tokens those fills computed here
 
 
 class TransferCollector(Collector):

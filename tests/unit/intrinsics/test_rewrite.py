@@ -39,8 +39,9 @@ def test_instruction_becomes_a_user_message_with_the_tagged_last_message() -> No
         sentence_boundaries={"last_message": "r"},
     )
     assert instruction_fields(io) == ["requirement"]
-    request = IntrinsicRequest(messages=CONVERSATION, arguments={"requirement": "facts"})
-    rewritten = rewrite_request(io, request)
+    request = IntrinsicRequest(messages=CONVERSATION)
+    arguments = {"requirement": "facts"}
+    rewritten = rewrite_request(io, request, arguments)
     tagged = "<r0> It is 6,650 km long. <r1> It flows north."
     assert [m.content for m in rewritten.messages] == [
         "How long is the Nile?",
@@ -104,9 +105,9 @@ def test_likelihood_asks_for_top_logprobs_and_parameters_pass_through() -> None:
     ],
 )
 def test_arguments_are_checked(arguments, problem) -> None:
-    request = IntrinsicRequest(messages=CONVERSATION, arguments=arguments)
+    request = IntrinsicRequest(messages=CONVERSATION)
     with pytest.raises(IntrinsicInputError, match=problem):
-        rewrite_request(builtin_config("requirement_check"), request)
+        rewrite_request(builtin_config("requirement_check"), request, arguments)
 
 
 def test_tagging_needs_text_and_documents() -> None:

@@ -4,9 +4,8 @@ from types import SimpleNamespace
 
 from prometheus_client import CollectorRegistry
 
-from alora_serve.disagg.metrics import LeaseCollector, TransferCollector
-from alora_serve.disagg.prefill_service import LeaseLimits
-from alora_serve.disagg.remote_prefixes import TransferCounts
+from alora_serve.prefill.leases import LeaseLimits
+from alora_serve.prefill.metrics import LeaseCollector
 
 
 def registry_of(collector) -> CollectorRegistry:
@@ -22,12 +21,3 @@ def test_lease_figures_are_read_live() -> None:
     assert registry.get_sample_value("alora_prefill_leases_limit") == 8
     service.expired_leases = 2
     assert registry.get_sample_value("alora_prefill_leases_expired_total") == 2
-
-
-def test_transfer_counts_are_counters() -> None:
-    counts = TransferCounts(in_place=4, pulled_bytes=1024, recomputed=1)
-    registry = registry_of(TransferCollector(lambda: counts))
-    assert registry.get_sample_value("alora_transfer_in_place_total") == 4
-    assert registry.get_sample_value("alora_transfer_pulled_bytes_total") == 1024
-    assert registry.get_sample_value("alora_transfer_recomputed_total") == 1
-    assert registry.get_sample_value("alora_transfer_local_hits_total") == 0

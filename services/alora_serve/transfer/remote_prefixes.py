@@ -19,45 +19,23 @@ import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
-import torch
-
-from alora_serve.disagg.grants import LeaseGrant
 from alora_serve.engine import Engine
 from alora_serve.engine.errors import KVLoadError
-from alora_serve.engine.prefixes import Fill, HoldsPrefix, PrefixManager
+from alora_serve.engine.kv_owner import KVOwner
+from alora_serve.engine.prefixes import Fill, HoldsPrefix
 from alora_serve.errors import UnavailableError
-from alora_serve.kv.fingerprint import IncompatibleKVError, KVFingerprint
+from alora_serve.kv.fingerprint import IncompatibleKVError
 from alora_serve.kv.orders import SaveOrder
-from alora_serve.kv.store.arena import SlotArena
 from alora_serve.kv.store.prefix_store import PrefixLease
+from alora_serve.transfer.grants import LeaseGrant, PrefillClient
+from alora_serve.transfer.metrics import TransferCounts
 
 logger = logging.getLogger(__name__)
 
 
 class PrefillUnavailableError(UnavailableError):
     """The prefill service could not supply base KV, and this worker cannot compute it."""
-
-
-class PrefillClient(Protocol):
-    """The prefill service as a decode worker reaches it (in process, or a Serve handle)."""
-
-    async def lease(self, tokens: Sequence[int], tenant: str) -> LeaseGrant: ...
-
-    async def release(self, lease_id: int, unusable: bool = False) -> None: ...
-
-    async def read_blocks(self, lease_id: int, blocks: Sequence[int]) -> torch.Tensor: ...
-
-
-@dataclass
-class TransferCounts:
-    in_place: int = 0  # calls that read the prefill service's arena on this host
-    pulled_blocks: int = 0  # blocks copied here from another host
-    pulled_bytes: int = 0
-    local_hits: int = 0  # calls served from blocks pulled earlier
-    recomputed: int = 0  # fills computed here because the prefill service failed
-    recomputed_tokens: int = 0  # base-model prompt tokens those fills computed here
 
 
 Release = Callable[[bool], Awaitable[None]]  # argument: the bytes proved unusable
@@ -74,17 +52,13 @@ class RemotePrefixes:
     def __init__(
         self,
         prefill: PrefillClient,
-        local: PrefixManager,
-        arena: SlotArena,
+        local: KVOwner,
         host: str,
-        fingerprint: KVFingerprint,
         recompute: Fill | None,
     ) -> None:
         self.prefill = prefill
-        self.local = local
-        self.arena = arena
+        self.local = local  # this worker's own store: pulled blocks are kept there
         self.host = host
-        self.fingerprint = fingerprint
         self.recompute = recompute
         self.counts = TransferCounts()
         self._prefill_is_local = True  # until a grant says otherwise
@@ -195,7 +169,7 @@ class RemotePrefixes:
             blocks = await self.prefill.read_blocks(grant.lease_id, order.blocks)
         finally:
             await self._release(grant, unusable=False)
-        self.arena.write_slots(order.slots, order.tags, blocks)
+        self.local.write_blocks(order.slots, order.tags, blocks)
         self.counts.pulled_blocks += len(order.blocks)
         self.counts.pulled_bytes += blocks.numel() * blocks.element_size()
         return grant.computed_tokens  # computed for this call, by the prefill service
@@ -203,7 +177,7 @@ class RemotePrefixes:
     async def _lease(self, tokens: Sequence[int], tenant: str) -> LeaseGrant:
         grant = await self.prefill.lease(list(tokens), tenant)
         try:
-            self.fingerprint.require_compatible(grant.fingerprint, "the prefill service")
+            self.local.fingerprint().require_compatible(grant.fingerprint, "the prefill service")
         except Exception:
             await self._release(grant, unusable=False)
             raise
@@ -218,13 +192,7 @@ class RemotePrefixes:
 
 def attach_to_prefill(engine: Engine, prefill: PrefillClient, host: str) -> RemotePrefixes:
     """Make ``engine`` a decode engine: its adapter calls get base KV from ``prefill``."""
-    source = RemotePrefixes(
-        prefill,
-        engine.prefixes,
-        engine.arena,
-        host,
-        engine.kv_fingerprint(),
-        recompute=None if engine.merged else engine.compute_base_kv,
-    )
+    recompute = None if engine.merged else engine.compute_base_kv
+    source = RemotePrefixes(prefill, engine.kv, host, recompute)
     engine.prefix_source = source
     return source

@@ -49,10 +49,11 @@ def test_both_layouts_and_alora_first(tmp_path: Path) -> None:
 def test_description_lists_arguments_and_schemas(tmp_path: Path) -> None:
     adapter(tmp_path / "requirement_check" / BASE / "alora")
     (entry,) = Catalog.from_library(tmp_path, BASE).describe()
-    assert entry["arguments"] == ["requirement"]
-    assert entry["requires_documents"] is False
-    assert entry["response_format"]["enum"] == ["yes", "no"]
-    assert entry["result_schema"]["required"] == ["requirement_likelihood"]
+    assert entry.arguments == ["requirement"]
+    assert entry.requires_documents is False
+    assert entry.response_format["enum"] == ["yes", "no"]
+    assert entry.result_schema["required"] == ["requirement_likelihood"]
+    assert "path" not in entry.model_dump_json()  # never the server's paths
 
 
 def test_an_adapters_own_io_yaml_wins(tmp_path: Path) -> None:
@@ -63,7 +64,7 @@ def test_an_adapters_own_io_yaml_wins(tmp_path: Path) -> None:
     )
     intrinsic = Catalog.from_library(tmp_path, BASE).get("answerability")
     assert intrinsic.config.instruction == "Is it? {topic}"
-    assert intrinsic.describe()["result_schema"] == {"type": "string", "enum": ["y", "n"]}
+    assert intrinsic.describe().result_schema == {"type": "string", "enum": ["y", "n"]}
 
 
 def test_unusable_libraries_are_refused_with_the_reason(tmp_path: Path) -> None:

@@ -13,15 +13,14 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import torch
 
-from alora_serve.disagg.grants import LeaseGrant
-from alora_serve.disagg.leases import LeaseTable
-from alora_serve.engine import Engine
+from alora_serve.engine.kv_owner import KVOwner
 from alora_serve.errors import NotFoundError
 from alora_serve.kv.store.prefix_store import PrefixLease
+from alora_serve.prefill.leases import DEFAULT_LEASE_LIMITS, LeaseLimits, LeaseTable
+from alora_serve.transfer.grants import LeaseGrant
 
 logger = logging.getLogger(__name__)
 
@@ -32,15 +31,9 @@ class UnknownLeaseError(NotFoundError):
     reason = "UNKNOWN_LEASE"
 
 
-@dataclass(frozen=True)
-class LeaseLimits:
-    max_leases: int = 256
-    ttl_s: float = 60.0
-
-
 class PrefillService:
-    def __init__(self, engine: Engine, host: str, limits: LeaseLimits = LeaseLimits()) -> None:
-        self.engine = engine
+    def __init__(self, kv: KVOwner, host: str, limits: LeaseLimits = DEFAULT_LEASE_LIMITS) -> None:
+        self.kv = kv  # the base-model engine's store
         self.host = host
         self.limits = limits
         self._leases: LeaseTable[PrefixLease] = LeaseTable(limits.max_leases, limits.ttl_s)
@@ -49,17 +42,16 @@ class PrefillService:
         """Pin the base KV of ``tokens`` (computing what is missing) for a reader."""
         self.expire_leases()
         self._leases.check_room()
-        lease = await self.engine.prefixes.acquire(list(tokens), tenant)
+        lease = await self.kv.acquire(list(tokens), tenant)
         lease_id = self._leases.add(lease)
-        order = dataclasses.replace(lease.load_order(), arena=self.engine.arena.spec.path)
-        fingerprint = self.engine.kv_fingerprint()
-        return LeaseGrant(lease_id, order, self.host, fingerprint, lease.computed_tokens)
+        order = dataclasses.replace(lease.load_order(), arena=self.kv.arena_path)
+        return LeaseGrant(lease_id, order, self.host, self.kv.fingerprint(), lease.computed_tokens)
 
     async def release(self, lease_id: int, unusable: bool = False) -> None:
         """Unpin; ``unusable``: a reader found the bytes bad, so they are dropped."""
         lease = self._leases.pop(lease_id)
         if lease is not None:
-            self.engine.prefixes.release(lease, unusable)
+            self.kv.release(lease, unusable)
 
     async def read_blocks(self, lease_id: int, blocks: Sequence[int]) -> torch.Tensor:
         """The bytes of blocks ``blocks`` of a leased prefix, for a reader on another host."""
@@ -68,17 +60,17 @@ class PrefillService:
             raise UnknownLeaseError(
                 f"lease {lease_id} was released or has expired", ("lease", str(lease_id))
             )
-        return self.engine.arena.read_slots([lease.slots[b] for b in blocks])
+        return self.kv.read_blocks(lease, blocks)
 
     async def store(self, tokens: Sequence[int], tenant: str) -> None:
         """Compute and keep the base KV of ``tokens`` (a conversation's latest turn)."""
-        async with self.engine.prefixes.leased(list(tokens), tenant):
+        async with self.kv.leased(list(tokens), tenant):
             pass
 
     def expire_leases(self) -> int:
         expired = self._leases.pop_expired()
         for lease in expired:
-            self.engine.prefixes.release(lease)
+            self.kv.release(lease)
         if expired:
             logger.warning("%d prefix leases expired unreleased (reader gone?)", len(expired))
         return len(expired)
