@@ -71,7 +71,7 @@ def _parser() -> argparse.ArgumentParser:
     chat = commands.add_parser("chat", help="send one chat message to a running server")
     chat.add_argument("message")
     chat.add_argument("--url", default="http://127.0.0.1:8000")
-    chat.add_argument("--max-tokens", type=int, default=128)
+    chat.add_argument("--max-tokens", type=int, help="default: the server's")
     chat.set_defaults(run=_chat)
     return parser
 
@@ -116,7 +116,7 @@ def _chat(args: argparse.Namespace) -> int:
         f"{args.url}/v1/chat/completions",
         json={
             "messages": [{"role": "user", "content": args.message}],
-            "max_tokens": args.max_tokens,
+            **({"max_tokens": args.max_tokens} if args.max_tokens is not None else {}),
         },
         timeout=300,
     )

@@ -12,8 +12,29 @@ class ServeError(Exception):
 
     reason: ClassVar[str] = "INTERNAL"
 
-    def __str__(self) -> str:  # KeyError-like bases would repr() the message
+    def __str__(self) -> str:
         return str(self.args[0]) if self.args else ""
+
+    def __reduce__(self):
+        # Errors cross Ray between replicas by pickle; subclasses' constructors take
+        # other arguments than their message, so rebuild from the state instead.
+        return _rebuilt, (type(self), self.args, self.__dict__)
+
+
+def _rebuilt(kind: type[ServeError], args: tuple, state: dict) -> ServeError:
+    error = kind.__new__(kind)
+    error.args = args
+    error.__dict__.update(state)
+    return error
+
+
+def failure(exc: BaseException) -> str:
+    """What went wrong, fit for a client's message: a service error's own message, else
+    only the type (another error's text may be a remote traceback, with hosts and
+    paths)."""
+    while (cause := getattr(exc, "cause", None)) is not None:  # Ray's wrapper of a remote error
+        exc = cause
+    return str(exc) if isinstance(exc, ServeError) else type(exc).__name__
 
 
 class InvalidInputError(ServeError, ValueError):

@@ -133,6 +133,13 @@ async def test_prompt_without_invocation_is_rejected(engine, tokenizer):
     assert (await engine.generate(prompt, SamplingOptions(max_tokens=2))).usage.generated_tokens
 
 
+async def test_a_start_that_is_not_the_invocation_is_rejected(engine, tokenizer, invocations):
+    conv = render(tokenizer, conversation(tokenizer, 300, skip=9))
+    prompt = conv + invocations["probe_a"]
+    with pytest.raises(InvocationNotFoundError, match="probe_a"):
+        await engine.invoke("probe_a", prompt, GREEDY, start=len(conv) - 1)
+
+
 async def test_unknown_adapter_names_the_loaded_ones(engine):
     with pytest.raises(UnknownAdapterError, match="probe_b"):
         await engine.invoke("no_such_adapter", [1, 2, 3], GREEDY)

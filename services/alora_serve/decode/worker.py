@@ -6,7 +6,6 @@ layer; without one (the colocated topology) its own base model fills its store.
 
 from __future__ import annotations
 
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -47,11 +46,9 @@ class DecodeWorker:
         transfer = attach_to_prefill(started, prefill, host) if prefill is not None else None
         return cls(started, IntrinsicRunner(started, catalog), transfer)
 
-    async def warm_up(self) -> tuple[list[str], float]:
-        """Run every intrinsic once before serving: (what was warmed, seconds)."""
-        started = time.perf_counter()
-        warmed = list(await self.runner.warm_up())
-        return warmed, time.perf_counter() - started
+    async def warm_up(self) -> list[str]:
+        """Run every intrinsic once before serving (first-use costs); what was warmed."""
+        return list(await self.runner.warm_up())
 
     async def run_many(self, call: IntrinsicsCall) -> list[IntrinsicResult]:
         return await self.runner.run_many(call)

@@ -123,7 +123,7 @@ class Engine:
                 if len(text) > len(sent):
                     yield GenerationChunk(text[len(sent) :])
                     sent = text
-        result = vllm_glue.finished(final, loading_kv=False)
+        result = vllm_glue.finished(final, carried_kv_order=False)
         yield GenerationChunk("", result.finish_reason, result.usage)
 
     @property
@@ -148,13 +148,12 @@ class Engine:
         start: int | None = None,
     ) -> Generation:
         """Run ``adapter`` on ``prompt``. aLoRA: base KV of [0, ``start``) is reused;
-        ``start`` is where the adapter's invocation begins (found in ``prompt`` when the
-        caller does not know it)."""
+        ``start`` is where the adapter's invocation begins (checked; found in ``prompt``
+        when the caller does not know it)."""
         loaded = self._adapter(adapter)
         if not loaded.spec.is_alora:
             return await self._run(EngineRequest(prompt, options, loaded.lora_request))
-        if start is None:
-            start = self._invocation_start(adapter, prompt)
+        start = self._invocation_start(adapter, prompt, start)
         began = time.perf_counter()
         try:
             return await self._invoke_alora(loaded, prompt, start, options, tenant)
@@ -190,7 +189,10 @@ class Engine:
         ``PrefixManager`` fill); returns the prompt tokens computed."""
         self._require_base_model("compute base-model KV")
         request = EngineRequest(
-            prefix, SamplingOptions(max_tokens=1), None, to_params(order), _tenant_salt(tenant)
+            prefix,
+            SamplingOptions(max_tokens=1),
+            kv_params=to_params(order),
+            cache_salt=_tenant_salt(tenant),
         )
         return (await self._run(request)).usage.computed_prompt_tokens
 
@@ -225,9 +227,8 @@ class Engine:
         async with self.prefix_source.leased(prompt[:start], tenant) as lease:
             base_kv_s = time.perf_counter() - asked
             kv_params = to_params(lease.load_order())
-            request = EngineRequest(
-                prompt, options, loaded.lora_request, kv_params, _tenant_salt(tenant)
-            )
+            salt = _tenant_salt(tenant)
+            request = EngineRequest(prompt, options, loaded.lora_request, kv_params, salt)
             result = await self._run(request)
         # vLLM counts the supplied [0, s) as cached; what the lease computed for this call
         # was not found but made.
@@ -245,9 +246,12 @@ class Engine:
             raise UnknownAdapterError(name, list(self.adapters))
         return loaded
 
-    def _invocation_start(self, adapter: str, prompt: Sequence[int]) -> int:
+    def _invocation_start(self, adapter: str, prompt: Sequence[int], start: int | None) -> int:
         invocation = self.adapters[adapter].spec.invocation_tokens
-        start = find_invocation_start(prompt, invocation)
+        if start is None:
+            start = find_invocation_start(prompt, invocation)
+        elif tuple(prompt[start : start + len(invocation)]) != tuple(invocation):
+            start = None
         if start is None:
             text = self.tokenizer.decode(list(invocation))
             raise InvocationNotFoundError(
@@ -282,18 +286,15 @@ class Engine:
             result = vllm_glue.to_generation(final)
             result = dataclasses.replace(result, text=determined, finish_reason="stop")
         else:
-            result = vllm_glue.finished(final, loading_kv=request.kv_params is not None)
+            result = vllm_glue.finished(final, carried_kv_order=request.kv_params is not None)
         return dataclasses.replace(result, phases=phases)
 
     @contextlib.asynccontextmanager
     async def _generating(self, request: EngineRequest) -> AsyncIterator[AsyncIterator[Any]]:
         """vLLM's output stream of one request; leaving early (a break, an error, a
         cancelled call) aborts the request in vLLM."""
-        prompt, max_tokens, limit = (
-            request.prompt,
-            request.options.max_tokens,
-            self.config.max_model_len,
-        )
+        prompt, max_tokens = request.prompt, request.options.max_tokens
+        limit = self.config.max_model_len
         if len(prompt) + max_tokens > limit:
             raise PromptTooLongError(
                 f"the prompt is {len(prompt)} tokens and up to {max_tokens} more may "

@@ -41,11 +41,10 @@ class KVOwner:
     # -- prefixes --------------------------------------------------------------------
 
     def leased(
-        self, tokens: Sequence[int], tenant: str, fill: Fill | None = None
+        self, tokens: Sequence[int], tenant: str
     ) -> contextlib.AbstractAsyncContextManager[PrefixLease]:
-        """Pinned base KV of ``tokens`` for the block, filled (by ``fill`` if given)
-        where missing."""
-        return self.prefixes.leased(tokens, tenant, fill)
+        """Pinned base KV of ``tokens`` for the block, computed where missing."""
+        return self.prefixes.leased(tokens, tenant)
 
     async def acquire(
         self, tokens: Sequence[int], tenant: str, fill: Fill | None = None

@@ -60,13 +60,13 @@ async def client_errors_named(stream: AsyncIterator[Any]) -> AsyncIterator[Any]:
         raise InvalidRequestError(f"the engine refused the request: {exc}") from None
 
 
-def finished(final: Any, loading_kv: bool) -> Generation:
+def finished(final: Any, carried_kv_order: bool) -> Generation:
     """A request's last output as a Generation; raises if vLLM failed it."""
     if final is None:
         raise RequestFailedError("vLLM ended the request without any output")
     result = to_generation(final)
     if result.finish_reason in ("error", "abort"):
-        if loading_kv:
+        if carried_kv_order:  # its KV could not be loaded or saved as ordered
             raise KVLoadError("vLLM failed the request: its prefix KV could not be loaded")
         raise RequestFailedError(f"vLLM ended the request ({result.finish_reason})")
     return result

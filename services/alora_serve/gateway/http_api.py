@@ -71,7 +71,7 @@ _ERRORS = {
     400: "the request is not acceptable (the message says what to change), or its body is not JSON",
     401: "no valid bearer token (when the server requires tokens)",
     403: "the token may not call an intrinsic it named",
-    404: "an intrinsic that is not served",
+    404: "something the call names is not served (e.g. an intrinsic)",
     413: "the input does not fit the model's context, or the body is over the size limit",
     429: "the server is at its limit of calls at once; retry after Retry-After seconds",
     503: "a worker is unavailable or did not answer in time; retry later",

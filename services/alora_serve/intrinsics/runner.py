@@ -13,10 +13,11 @@ from typing import Any
 
 from alora_serve.engine import Engine
 from alora_serve.engine.prefixes import HoldsPrefix
-from alora_serve.engine.types import ChatMessage, Generation, SamplingOptions
+from alora_serve.engine.types import DEFAULT_MAX_TOKENS, ChatMessage, Generation, SamplingOptions
 from alora_serve.errors import InternalError, TooLongError
 from alora_serve.intrinsics.call import (
     Document,
+    IntrinsicInputError,
     IntrinsicRequest,
     IntrinsicResult,
     IntrinsicsCall,
@@ -25,7 +26,6 @@ from alora_serve.intrinsics.call import (
 from alora_serve.intrinsics.catalog import Catalog, Intrinsic
 from alora_serve.intrinsics.output import OutputParseError, process_output
 from alora_serve.intrinsics.rewrite import (
-    IntrinsicInputError,
     RewrittenRequest,
     documents_message,
     instruction_fields,
@@ -34,14 +34,9 @@ from alora_serve.intrinsics.rewrite import (
 from alora_serve.intrinsics.schemas import max_json_chars
 from alora_serve.intrinsics.transformations import TransformationError
 
-# An intrinsic's output budget when its io.yaml names none.
-FALLBACK_COMPLETION_TOKENS = 256
 
-
-class InputTooLongError(IntrinsicInputError, TooLongError):
+class InputTooLongError(TooLongError, IntrinsicInputError):
     """The rendered prompt plus the intrinsic's output would not fit the model."""
-
-    reason = TooLongError.reason
 
 
 class IntrinsicOutputError(InternalError):
@@ -71,7 +66,7 @@ class IntrinsicRunner:
         intrinsic = self.catalog.get(name)
         if intrinsic.requires_documents and not request.documents:
             raise IntrinsicInputError(f"intrinsic {name!r} needs documents; the request has none")
-        rewritten = rewrite_request(intrinsic.config, request, arguments or {})
+        rewritten = rewrite_request(intrinsic.config, request, arguments)
         conversation = self._render(rewritten, intrinsic.adapter.invocation_tokens is None)
         invocation = intrinsic.adapter.invocation_tokens or ()
         prompt = (*conversation, *invocation)
@@ -235,7 +230,7 @@ def _base_prefixes(calls: Sequence[PreparedCall]) -> list[tuple[int, ...]]:
 def _max_tokens(rewritten: RewrittenRequest) -> int:
     parameters = rewritten.parameters
     wanted = parameters.get("max_completion_tokens", parameters.get("max_tokens"))
-    return wanted or FALLBACK_COMPLETION_TOKENS
+    return wanted or DEFAULT_MAX_TOKENS  # the io.yaml names no budget
 
 
 def _sampling(rewritten: RewrittenRequest, max_tokens: int) -> SamplingOptions:

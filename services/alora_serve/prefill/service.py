@@ -19,7 +19,12 @@ import torch
 from alora_serve.engine.kv_owner import KVOwner
 from alora_serve.errors import NotFoundError
 from alora_serve.kv.store.prefix_store import PrefixLease
-from alora_serve.prefill.leases import DEFAULT_LEASE_LIMITS, LeaseLimits, LeaseTable
+from alora_serve.prefill.leases import (
+    DEFAULT_LEASE_LIMITS,
+    LeaseLimits,
+    LeaseTable,
+    TooManyLeasesError,
+)
 from alora_serve.transfer.grants import LeaseGrant
 
 logger = logging.getLogger(__name__)
@@ -43,7 +48,11 @@ class PrefillService:
         self.expire_leases()
         self._leases.check_room()
         lease = await self.kv.acquire(list(tokens), tenant)
-        lease_id = self._leases.add(lease)
+        try:  # concurrent leases may have taken the last room while this one computed
+            lease_id = self._leases.add(lease)
+        except TooManyLeasesError:
+            self.kv.release(lease)
+            raise
         order = dataclasses.replace(lease.load_order(), arena=self.kv.arena_path)
         return LeaseGrant(lease_id, order, self.host, self.kv.fingerprint(), lease.computed_tokens)
 

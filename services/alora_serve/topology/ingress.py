@@ -20,6 +20,7 @@ from ray.serve.handle import DeploymentHandle
 
 from alora_serve.engine import ChatMessage, Generation, SamplingOptions
 from alora_serve.engine.types import GenerationChunk
+from alora_serve.errors import failure
 from alora_serve.gateway.admission import DEFAULT_MAX_IN_FLIGHT, Admission
 from alora_serve.gateway.auth import Principal, TokenTable
 from alora_serve.gateway.config import DEFAULT_MAX_MESSAGE_BYTES, GatewayConfig
@@ -222,7 +223,7 @@ class IntrinsicsIngress:
             return await answer(handle, method, call, timeout_s=timeout_s, session=session)
         except (RayActorError, ReplicaUnavailableError) as exc:
             raise WorkerUnavailableError(
-                f"{worker} failed twice (its replicas died: {exc}); retry later"
+                f"{worker} failed twice (its replicas died: {failure(exc)}); retry later"
             ) from exc
 
     async def _conversation_node(self) -> str:

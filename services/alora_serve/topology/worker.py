@@ -36,7 +36,7 @@ class IntrinsicWorker(ServesBaseTurns):
         self.worker = await DecodeWorker.start(engine, library, intrinsics, client, node_id())
         self.base_engine = self.worker.engine
         started = time.perf_counter()
-        self.warmed_up, _ = await self.worker.warm_up()
+        self.warmed_up = await self.worker.warm_up()
         if not self.base_engine.merged:
             await self.warm_up_base()
             self.warmed_up.append("base model")

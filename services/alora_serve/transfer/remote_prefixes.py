@@ -24,7 +24,7 @@ from alora_serve.engine import Engine
 from alora_serve.engine.errors import KVLoadError
 from alora_serve.engine.kv_owner import KVOwner
 from alora_serve.engine.prefixes import Fill, HoldsPrefix
-from alora_serve.errors import UnavailableError
+from alora_serve.errors import UnavailableError, failure
 from alora_serve.kv.fingerprint import IncompatibleKVError
 from alora_serve.kv.orders import SaveOrder
 from alora_serve.kv.store.prefix_store import PrefixLease
@@ -58,6 +58,7 @@ class RemotePrefixes:
     ) -> None:
         self.prefill = prefill
         self.local = local  # this worker's own store: pulled blocks are kept there
+        self.fingerprint = local.fingerprint()  # raises now if the engine has none yet
         self.host = host
         self.recompute = recompute
         self.counts = TransferCounts()
@@ -157,10 +158,10 @@ class RemotePrefixes:
     def _require_recompute(self, cause: Exception) -> None:
         if self.recompute is None:
             raise PrefillUnavailableError(
-                f"the prefill service could not supply base KV ({cause}), and this "
+                f"the prefill service could not supply base KV ({failure(cause)}), and this "
                 "merged-adapter worker cannot compute it; retry when the service is back"
             ) from cause
-        logger.warning("prefill service failed (%s); computing base KV here", cause)
+        logger.warning("prefill service failed (%s); computing base KV here", failure(cause))
 
     async def _pull(self, tokens: Sequence[int], order: SaveOrder, tenant: str) -> int:
         """Fill the local store's missing blocks with the prefill service's bytes."""
@@ -177,7 +178,7 @@ class RemotePrefixes:
     async def _lease(self, tokens: Sequence[int], tenant: str) -> LeaseGrant:
         grant = await self.prefill.lease(list(tokens), tenant)
         try:
-            self.local.fingerprint().require_compatible(grant.fingerprint, "the prefill service")
+            self.fingerprint.require_compatible(grant.fingerprint, "the prefill service")
         except Exception:
             await self._release(grant, unusable=False)
             raise

@@ -145,3 +145,12 @@ def test_asking_for_matched_tokens_changes_nothing() -> None:
             assert side.get_num_new_matched_tokens(req, 0) == (10, False)
     meta = side.build_connector_meta(SimpleNamespace(num_scheduled_tokens={"r": 14, "f": 14}))
     assert (meta.loads, meta.saves, meta.failed_block_ids) == ([], [], [])
+
+
+def test_a_local_hit_reaching_s_is_accepted_after_allocation() -> None:
+    side = ConnectorScheduler(BLOCK)
+    req = request("r", LOAD)
+    assert side.get_num_new_matched_tokens(req, 12) == (0, False)
+    side.update_state_after_alloc(req, blocks(40, 41, 42), 0)
+    meta = side.build_connector_meta(SimpleNamespace(num_scheduled_tokens={"r": 1}))
+    assert (meta.loads, meta.failed_block_ids) == ([], [])
