@@ -30,7 +30,7 @@ class ConnectorScheduler:
         """Tokens of [0, s) the store supplies beyond vLLM's local hit. Side-effect free,
         as vLLM's contract asks (it may ask more than once); the state is recorded in
         ``update_state_after_alloc``."""
-        order = _load_order(request)
+        order = _load_of(from_params(request.kv_transfer_params))
         if order is None or local_tokens >= order.num_tokens:
             # Nothing to load; a local hit past s can only come from a request with the
             # same adapter and the same s (the cache salt), so it is valid.
@@ -41,7 +41,7 @@ class ConnectorScheduler:
         order = from_params(request.kv_transfer_params)
         if isinstance(order, SaveOrder):
             self._savers[request.request_id] = (request, order)
-        load = _load_order(request)
+        load = _load_of(order)
         if load is None:
             return
         block_ids = blocks.get_block_ids()[0]
@@ -81,9 +81,8 @@ class ConnectorScheduler:
         ]
 
 
-def _load_order(request: Any) -> LoadOrder | None:
-    """What the request must have loaded: its LoadOrder, or the stored head of a fill."""
-    order = from_params(request.kv_transfer_params)
+def _load_of(order: Any) -> LoadOrder | None:
+    """What a request's order must have loaded: a LoadOrder, or the stored head of a fill."""
     if isinstance(order, SaveOrder):
         order = order.preload
     return order if isinstance(order, LoadOrder) else None
