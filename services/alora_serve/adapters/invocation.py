@@ -10,6 +10,8 @@ from alora_serve.errors import InvalidInputError
 class InvocationNotFoundError(InvalidInputError):
     """An aLoRA intrinsic was called on a prompt that does not contain its invocation."""
 
+    reason = "INVOCATION_NOT_FOUND"
+
 
 def find_invocation_start(tokens: Sequence[int], invocation: Sequence[int]) -> int | None:
     """Index of the first token of the LAST occurrence of ``invocation`` in ``tokens``.

@@ -12,6 +12,7 @@ from typing import Any
 from prometheus_client.registry import Collector
 
 from alora_serve.engine import Engine, EngineConfig, Generation, SamplingOptions
+from alora_serve.engine.metrics import VLLMCollector
 from alora_serve.intrinsics.call import IntrinsicResult, IntrinsicsCall
 from alora_serve.intrinsics.catalog import Catalog
 from alora_serve.intrinsics.runner import IntrinsicRunner
@@ -66,6 +67,9 @@ class DecodeWorker:
         collectors: list[Collector] = [self.engine.kv.collector()]
         if self.transfer is not None:
             collectors.append(TransferCollector(lambda: self.transfer.counts))
+            collectors.append(self.transfer.latency)
+        if self.engine.config.vllm_metrics:
+            collectors.append(VLLMCollector())
         return collectors
 
     def stats(self) -> dict[str, Any]:

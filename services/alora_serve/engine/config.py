@@ -47,6 +47,11 @@ class EngineConfig(BaseModel):
         default=True, description="skip torch.compile (saves ~2 min of start-up on CPU)"
     )
     seed: int = 0
+    vllm_metrics: bool = Field(
+        default=False,
+        description="record vLLM's own Prometheus metrics (its Prometheus stat logger only: "
+        "its default logger prints stats every 5 s)",
+    )
 
     @field_validator("block_size")
     @classmethod

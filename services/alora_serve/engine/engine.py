@@ -81,11 +81,13 @@ class Engine:
         arena = SlotArena.create(loading.arena_spec(config, base))
         try:
             from vllm.v1.engine.async_llm import AsyncLLM
+            from vllm.v1.metrics.loggers import PrometheusStatLogger
 
             args = vllm_glue.engine_args(
                 config, served.checkpoint, arena.spec, served.max_lora_rank, kv_model
             )
-            llm = AsyncLLM.from_engine_args(args)
+            loggers = [PrometheusStatLogger] if config.vllm_metrics else None
+            llm = AsyncLLM.from_engine_args(args, stat_loggers=loggers)
         except BaseException:
             arena.unlink()
             raise

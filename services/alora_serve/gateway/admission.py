@@ -8,7 +8,7 @@ import contextlib
 from collections import Counter
 from collections.abc import Iterator
 
-from alora_serve.errors import OverloadedError
+from alora_serve.errors import OverloadedError, TooLongError
 
 DEFAULT_MAX_IN_FLIGHT = 64
 
@@ -17,13 +17,12 @@ class Admission:
     def __init__(self, limit: int) -> None:
         self.limit = limit
         self.in_flight = 0
-        self.rejected = 0
+        self.rejected: Counter[str] = Counter()  # calls refused for lack of room, by reason
         self.finished: Counter[tuple[str, str]] = Counter()  # (method, status code name)
 
     @contextlib.contextmanager
     def slot(self) -> Iterator[None]:
         if self.in_flight >= self.limit:
-            self.rejected += 1
             raise OverloadedError(
                 f"the server is serving its limit of {self.limit} calls; retry shortly"
             )
@@ -33,5 +32,9 @@ class Admission:
         finally:
             self.in_flight -= 1
 
-    def record(self, method: str, code: str) -> None:
+    def record(self, method: str, code: str, reason: str = "") -> None:
+        """A finished call; refusals (RESOURCE_EXHAUSTED: this limit, or a bound behind
+        it) count by ``reason`` too."""
         self.finished[(method, code)] += 1
+        if code == "RESOURCE_EXHAUSTED" and reason != TooLongError.reason:  # not back-pressure
+            self.rejected[reason or "UNKNOWN"] += 1

@@ -61,8 +61,10 @@ def to_call_error(exc: BaseException) -> CallError:
             return CallError(Code.RESOURCE_EXHAUSTED, exc.reason, message)
         case InvalidInputError():
             return CallError(Code.INVALID_ARGUMENT, exc.reason, message)
-        case OverloadedError() | BackPressureError():
-            return _retryable(Code.RESOURCE_EXHAUSTED, OverloadedError.reason, message)
+        case OverloadedError():
+            return _retryable(Code.RESOURCE_EXHAUSTED, exc.reason, message)
+        case BackPressureError():  # a deployment's queue is full (Serve's bound)
+            return _retryable(Code.RESOURCE_EXHAUSTED, "QUEUE_FULL", message)
         case (
             UnavailableError()
             | RayActorError()

@@ -21,8 +21,17 @@ from alora_serve.gateway import messages as convert
 from alora_serve.gateway.admission import Admission
 from alora_serve.gateway.auth import Principal, TokenTable
 from alora_serve.gateway.failures import to_call_error
+from alora_serve.gateway.reporting import log_call
 from alora_serve.gateway.status import abort
 from alora_serve.intrinsics.call import IntrinsicInfo, IntrinsicResult, IntrinsicsCall
+from alora_serve.observability import tracing
+from alora_serve.observability.context import (
+    REQUEST_ID_HEADER,
+    current_request_id,
+    request_id_from,
+)
+
+TRACE_HEADERS = ("traceparent", "tracestate")  # W3C trace context a client may send
 
 
 class IntrinsicsBackend(Protocol):
@@ -99,24 +108,34 @@ class IntrinsicsServicer(intrinsics_pb2_grpc.IntrinsicsServicer):
     async def _serving(
         self, method: str, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[Principal]:
-        """Authenticate, take an admission slot, keep to the deadline; failures become
-        statuses that say what to fix."""
-        code = "OK"
+        """Give the call its request id (the client's ``x-request-id``, or a new one; sent
+        back in the initial metadata) and a span; authenticate, take an admission slot,
+        keep to the deadline; failures become statuses that say what to fix."""
+        started, code, reason, tenant = time.perf_counter(), "OK", "", None
+        offered = _metadata(context, REQUEST_ID_HEADER)
+        current_request_id.set(request_id_from(offered[0] if offered else None))
+        await context.send_initial_metadata(((REQUEST_ID_HEADER, current_request_id.get()),))
+        trace_headers = {k: v for k, v in context.invocation_metadata() or () if k in TRACE_HEADERS}
         try:
-            principal = self._tokens.authenticate(_metadata(context, "authorization"))
-            with self._admission.slot():
-                async with asyncio.timeout(context.time_remaining()):
-                    yield principal
+            with tracing.span(
+                f"alora.v1.Intrinsics/{method}", trace_headers, tracing.SpanKind.SERVER
+            ):
+                principal = self._tokens.authenticate(_metadata(context, "authorization"))
+                tenant = principal.tenant
+                with self._admission.slot():
+                    async with asyncio.timeout(context.time_remaining()):
+                        yield principal
         except asyncio.CancelledError:  # the client cancelled, or the deadline passed
             remaining = context.time_remaining()
             code = "DEADLINE_EXCEEDED" if remaining is not None and remaining <= 0 else "CANCELLED"
             raise
         except Exception as exc:
             error = to_call_error(exc)
-            code = error.code.name
+            code, reason = error.code.name, error.reason
             await abort(context, error)
         finally:
-            self._admission.record(method, code)
+            self._admission.record(method, code, reason)
+            log_call(method, code, reason, time.perf_counter() - started, tenant)
 
 
 def _metadata(context: grpc.aio.ServicerContext, key: str) -> list[str]:

@@ -45,6 +45,12 @@ class IntrinsicOutputError(InternalError):
     reason = "INVALID_INTRINSIC_OUTPUT"
 
 
+class OutputTruncatedError(IntrinsicOutputError):
+    """The output reached its token budget before it was complete."""
+
+    reason = "OUTPUT_TRUNCATED"
+
+
 @dataclass(frozen=True)
 class PreparedCall:
     intrinsic: Intrinsic
@@ -160,7 +166,7 @@ class IntrinsicRunner:
             name, call.prompt, call.options, tenant, start=call.adapter_start
         )
         if generation.finish_reason == "length":
-            raise IntrinsicOutputError(
+            raise OutputTruncatedError(
                 f"{name!r} output reached its {call.options.max_tokens} token limit before "
                 "its JSON was complete; raise max_completion_tokens in its io.yaml"
             )

@@ -30,6 +30,8 @@ DEFAULT_LEASE_LIMITS = LeaseLimits()
 class TooManyLeasesError(OverloadedError):
     """Every lease is taken: back-pressure, retry later."""
 
+    reason = "TOO_MANY_LEASES"
+
 
 @dataclass
 class _Entry(Generic[Held]):

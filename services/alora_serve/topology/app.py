@@ -8,6 +8,7 @@ from typing import Any
 
 from ray import serve
 
+from alora_serve.engine import EngineConfig
 from alora_serve.gateway.auth import TokenTable
 from alora_serve.intrinsics.catalog import Catalog
 from alora_serve.model import resolve_model
@@ -50,6 +51,7 @@ def build_app(config: TopologyConfig, library: Path) -> serve.Application:
         gateway=gateway,
         # only token digests travel to the ingress replica
         tokens=TokenTable.load(gateway.tokens_file if gateway else None),
+        observability=config.observability,
     )
     resources = dict(gateway.resources) if gateway else {}
     ingress = IntrinsicsIngress.options(
@@ -65,24 +67,33 @@ def build_app(config: TopologyConfig, library: Path) -> serve.Application:
     return ingress.bind(workers, routes, catalog.describe(), base, settings)
 
 
+def _engine(engine: EngineConfig, config: TopologyConfig) -> EngineConfig:
+    update = {"model": config.model, "vllm_metrics": config.observability.metrics}
+    return engine.model_copy(update=update)
+
+
 def _colocated(config: TopologyConfig, library: str, names: list[str]) -> _Graph:
-    engine = config.colocated.model_copy(update={"model": config.model})
     worker = _deploy(IntrinsicWorker, "colocated", config.colocated_scaling, config).bind(
-        engine, library, names, None
+        _engine(config.colocated, config), library, names, None, config.observability
     )
     return {"colocated": worker}, dict.fromkeys(names, "colocated"), worker
 
 
 def _disaggregated(config: TopologyConfig, library: str, names: list[str]) -> _Graph:
     prefill = _deploy(PrefillDeployment, "prefill", config.prefill.scaling, config).bind(
-        config.prefill.engine.model_copy(update={"model": config.model}),
+        _engine(config.prefill.engine, config),
         LeaseLimits(config.prefill.max_leases, config.prefill.lease_ttl_s),
+        config.observability,
     )
     workers, routes = {}, {}
     for group in config.decode_groups(names):
         name = f"decode-{group.name}"
         workers[name] = _deploy(IntrinsicWorker, name, group.scaling, config).bind(
-            group.engine_config(config.model), library, group.intrinsics, prefill
+            _engine(group.engine_config(), config),
+            library,
+            group.intrinsics,
+            prefill,
+            config.observability,
         )
         routes.update(dict.fromkeys(group.intrinsics, name))
     return workers, routes, prefill

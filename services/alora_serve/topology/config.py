@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 from alora_serve.engine import EngineConfig
 from alora_serve.gateway.config import GatewayConfig
+from alora_serve.observability.config import ObservabilityConfig
 
 SERVE_SHUTDOWN_TIMEOUT_S = 20.0  # Ray Serve's default graceful_shutdown_timeout_s
 SHUTDOWN_MARGIN_S = 10.0
@@ -97,8 +98,8 @@ class DecodeGroup(_Strict):
     def resolved_mode(self) -> Literal["merged", "lora"]:
         return self.mode or ("merged" if len(self.intrinsics) == 1 else "lora")
 
-    def engine_config(self, model: str | None) -> EngineConfig:
-        return self.engine.model_copy(update={"model": model, "adapter_mode": self.resolved_mode})
+    def engine_config(self) -> EngineConfig:
+        return self.engine.model_copy(update={"adapter_mode": self.resolved_mode})
 
 
 class TopologyConfig(_Strict):
@@ -122,6 +123,7 @@ class TopologyConfig(_Strict):
     gateway: GatewayConfig | None = Field(
         default=None, description="the gRPC API (alora.v1); None: HTTP and handles only"
     )
+    observability: ObservabilityConfig = ObservabilityConfig()
 
     @model_validator(mode="after")
     def _groups_are_distinct(self) -> TopologyConfig:

@@ -33,7 +33,8 @@ from alora_serve.gateway.http_api import (
     http_error,
     result_to_json,
 )
-from alora_serve.gateway.metrics import GatewayCollector
+from alora_serve.gateway.metrics import CallMetrics, GatewayCollector
+from alora_serve.gateway.reporting import log_call, reported
 from alora_serve.gateway.server import Gateway, start_gateway
 from alora_serve.gateway.servicer import IntrinsicsServicer
 from alora_serve.intrinsics.call import (
@@ -43,10 +44,12 @@ from alora_serve.intrinsics.call import (
     IntrinsicsCall,
 )
 from alora_serve.intrinsics.catalog import UnknownIntrinsicError
+from alora_serve.observability import tracing
+from alora_serve.observability.config import ObservabilityConfig
 from alora_serve.topology.handles import CallTimeoutError, WorkerUnavailableError, answer
 from alora_serve.topology.handles import stream as start_stream
 from alora_serve.topology.metrics import RayMetricsBridge
-from alora_serve.topology.replica import keep_servers_local
+from alora_serve.topology.replica import keep_servers_local, observe
 from alora_serve.topology.routing import session_id
 
 KV_NODE_REFRESH_S = 30.0
@@ -60,6 +63,7 @@ class IngressSettings:
     call_timeout_s: float
     gateway: GatewayConfig | None = None  # None: no gRPC gateway
     tokens: TokenTable = field(default_factory=TokenTable)
+    observability: ObservabilityConfig = field(default_factory=ObservabilityConfig)
 
     @property
     def max_in_flight(self) -> int:
@@ -114,6 +118,7 @@ class IntrinsicsIngress:
         settings: IngressSettings,
     ) -> None:
         keep_servers_local()
+        observe(settings.observability, "ingress")
         http.state.max_body_bytes = settings.max_body_bytes
         self._workers = dict(workers)  # worker name -> handle
         self._routes = dict(routes)  # intrinsic -> worker name
@@ -124,7 +129,12 @@ class IntrinsicsIngress:
         self._gateway: Gateway | None = None
         # One bound on calls served at once, for gRPC and HTTP alike.
         self._admission = Admission(settings.max_in_flight)
-        bridge = RayMetricsBridge([GatewayCollector(self._admission)])
+        collectors = [GatewayCollector(self._admission)]
+        self._call_metrics = None
+        if settings.observability.metrics:
+            self._call_metrics = CallMetrics(self._routes)
+            collectors += self._call_metrics.collectors()
+        bridge = RayMetricsBridge(collectors, "ingress")
         self._background = [asyncio.create_task(bridge.publish_forever())]
         if settings.gateway is not None:
             servicer = IntrinsicsServicer(self, catalog, settings.tokens, self._admission)
@@ -149,6 +159,12 @@ class IntrinsicsIngress:
         call (``time.perf_counter()`` in this replica; default: now), so that each
         result's timings cover the whole call as its caller saw it."""
         received_at = time.perf_counter() if received_at is None else received_at
+        with tracing.span("ingress.run_many", intrinsics=list(call.intrinsics)):
+            return await reported(
+                call, received_at, lambda: self._run_many(call, received_at), self._call_metrics
+            )
+
+    async def _run_many(self, call: IntrinsicsCall, received_at: float) -> list[IntrinsicResult]:
         answers = await self._on_workers("run_many", call)
         finished_at = time.perf_counter()
         by_name = {
@@ -215,12 +231,13 @@ class IntrinsicsIngress:
         (the router picks another replica); a worker that does not answer in time fails
         the call instead of hanging it."""
         handle, timeout_s = self._workers[worker], self._settings.call_timeout_s
+        options = {"timeout_s": timeout_s, "session": session, "traced": True}
         try:
-            return await answer(handle, method, call, timeout_s=timeout_s, session=session)
+            return await answer(handle, method, call, **options)
         except (RayActorError, ReplicaUnavailableError):
             pass  # the replica died under the call: once more, on the replica now chosen
         try:
-            return await answer(handle, method, call, timeout_s=timeout_s, session=session)
+            return await answer(handle, method, call, **options)
         except (RayActorError, ReplicaUnavailableError) as exc:
             raise WorkerUnavailableError(
                 f"{worker} failed twice (its replicas died: {failure(exc)}); retry later"
@@ -276,17 +293,20 @@ class IntrinsicsIngress:
         """What the gRPC gateway does for each call, for HTTP: authenticate, take an
         admission slot (the same bound), count the call by status, and turn failures
         into statuses that say what to fix."""
-        code = "OK"
+        started, code, reason, tenant = time.perf_counter(), "OK", "", None
         try:
             authorization = request.headers.getlist("authorization")
             principal = self._settings.tokens.authenticate(authorization)
+            tenant = principal.tenant
             with self._admission.slot():
                 yield principal
         except asyncio.CancelledError:  # the client went away
             code = "CANCELLED"
             raise
         except Exception as exc:
-            code = to_call_error(exc).code.name  # counted as gRPC counts it
+            error = to_call_error(exc)  # counted as gRPC counts it
+            code, reason = error.code.name, error.reason
             raise http_error(exc) from exc
         finally:
-            self._admission.record(route, code)
+            self._admission.record(route, code, reason)
+            log_call(route, code, reason, time.perf_counter() - started, tenant)

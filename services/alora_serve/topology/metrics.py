@@ -1,28 +1,34 @@
 """Replica metrics in Ray's metrics system.
 
-Prometheus scrapes Ray's metrics endpoint, and Serve tags each series with application,
-deployment and replica. The figures are defined once, as prometheus_client collectors
-next to what they measure (`alora_serve.kv.store.metrics`, `alora_serve.transfer.metrics`). A
-replica samples them every few seconds and publishes every sample as a Ray gauge of the
-same name.
+Prometheus scrapes Ray's metrics endpoint (one per node; the main job's is on a fixed
+loopback port), and Serve tags each series with application, deployment and replica. The
+figures are defined once, as prometheus_client collectors next to what they measure
+(`alora_serve.gateway.metrics`, `alora_serve.kv.store.metrics`, ...). A replica samples them
+every few seconds and publishes every sample as a Ray gauge of the same name (Ray adds
+its ``ray_`` prefix; characters Ray's names do not allow, as vLLM's colons, become
+``_``), tagged with the replica's role. Counters and histograms thus arrive typed as
+gauges; PromQL's rate, increase and histogram_quantile read them as usual.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Sequence
 from typing import Any
 
 from prometheus_client.registry import Collector
 
 PUBLISH_INTERVAL_S = 5.0
+_RAY_DISALLOWED = re.compile(r"[^a-zA-Z0-9_]")
 logger = logging.getLogger(__name__)
 
 
 class RayMetricsBridge:
-    def __init__(self, collectors: Sequence[Collector]) -> None:
+    def __init__(self, collectors: Sequence[Collector], role: str) -> None:
         self._collectors = list(collectors)
+        self._role = role  # ingress, prefill, decode or colocated
         self._gauges: dict[str, Any] = {}
 
     def publish(self) -> None:
@@ -33,14 +39,15 @@ class RayMetricsBridge:
                 for sample in family.samples:
                     if sample.name.endswith("_created"):
                         continue  # prometheus_client's counter timestamps
+                    tags = {**sample.labels, "role": self._role}
                     gauge = self._gauges.get(sample.name)
                     if gauge is None:
                         gauge = self._gauges[sample.name] = Gauge(
-                            sample.name,
+                            _RAY_DISALLOWED.sub("_", sample.name),
                             description=family.documentation,
-                            tag_keys=tuple(sample.labels),
+                            tag_keys=tuple(tags),
                         )
-                    gauge.set(sample.value, tags=dict(sample.labels) or None)
+                    gauge.set(sample.value, tags=tags)
 
     async def publish_forever(self, interval_s: float = PUBLISH_INTERVAL_S) -> None:
         while True:

@@ -33,7 +33,7 @@ class HandlePrefillClient:
 
     async def lease(self, tokens: Sequence[int], tenant: str) -> LeaseGrant:
         session = session_id("", tenant, repr(list(tokens[:AFFINITY_TOKENS])))
-        grant = await self._call(session, "lease", list(tokens), tenant)
+        grant = await self._call(session, "lease", list(tokens), tenant, traced=True)
         self._sessions[grant.lease_id] = session
         return grant
 
@@ -46,7 +46,12 @@ class HandlePrefillClient:
             np.array(await self._call(session, "read_blocks", lease_id, list(blocks)))
         )
 
-    async def _call(self, session: str, method: str, *args: Any) -> Any:
+    async def _call(self, session: str, method: str, *args: Any, traced: bool = False) -> Any:
         return await answer(
-            self._handle, method, *args, timeout_s=self._timeout_s, session=session or None
+            self._handle,
+            method,
+            *args,
+            timeout_s=self._timeout_s,
+            session=session or None,
+            traced=traced,
         )

@@ -2,6 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
+
+from alora_serve.observability.config import ObservabilityConfig
+from alora_serve.observability.context import current_request_id
+from alora_serve.observability.logs import configure_logging
+from alora_serve.observability.tracing import configure_tracing
+
 
 def node_id() -> str:
     """The Ray node (host) this replica runs on."""
@@ -40,3 +47,25 @@ def keep_servers_local() -> None:
 
     bind_on_loopback.on_loopback = True  # type: ignore[attr-defined]
     replica.add_port_to_grpc_server = bind_on_loopback
+
+
+def observe(config: ObservabilityConfig, role: str) -> None:
+    """Structured logs and (when configured) traces for this replica's process."""
+    configure_logging(config.log_format, config.log_level, _serving_fields)
+    configure_tracing(config.otlp_endpoint, f"alora-serve-{role}", config.trace_sample_ratio)
+
+
+def _serving_fields() -> dict[str, str]:
+    """The request a log record belongs to (the front door's id, which Serve carries to
+    every replica a call reaches) and the deployment that wrote it."""
+    from ray import serve
+    from ray.serve import context as serve_context
+    from ray.serve.exceptions import RayServeException
+
+    fields = {"request_id": current_request_id.get()}
+    if not fields["request_id"]:
+        request = serve_context._get_serve_request_context()
+        fields["request_id"] = request.request_id if request else ""
+    with contextlib.suppress(RayServeException):  # not in a replica
+        fields["deployment"] = serve.get_replica_context().deployment
+    return fields

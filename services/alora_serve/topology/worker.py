@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Sequence
 from typing import Any
@@ -14,10 +15,14 @@ from ray.serve.handle import DeploymentHandle
 from alora_serve.decode.worker import DecodeWorker
 from alora_serve.engine import EngineConfig, Generation, SamplingOptions
 from alora_serve.intrinsics.call import IntrinsicResult, IntrinsicsCall
+from alora_serve.observability.config import ObservabilityConfig
 from alora_serve.topology.base_turns import ServesBaseTurns
+from alora_serve.topology.handles import hop
 from alora_serve.topology.metrics import RayMetricsBridge
 from alora_serve.topology.prefill_client import HandlePrefillClient
-from alora_serve.topology.replica import keep_servers_local, node_id, replica_identity
+from alora_serve.topology.replica import keep_servers_local, node_id, observe, replica_identity
+
+logger = logging.getLogger(__name__)
 
 
 @serve.deployment
@@ -30,8 +35,11 @@ class IntrinsicWorker(ServesBaseTurns):
         library: str,
         intrinsics: Sequence[str],
         prefill: DeploymentHandle | None,
+        observability: ObservabilityConfig,
     ) -> None:
         keep_servers_local()
+        role = "decode" if prefill is not None else "colocated"
+        observe(observability, role)
         client = HandlePrefillClient(prefill) if prefill is not None else None
         self.worker = await DecodeWorker.start(engine, library, intrinsics, client, node_id())
         self.base_engine = self.worker.engine
@@ -41,12 +49,20 @@ class IntrinsicWorker(ServesBaseTurns):
             await self.warm_up_base()
             self.warmed_up.append("base model")
         self.warm_up_s = time.perf_counter() - started
-        bridge = RayMetricsBridge(self.worker.collectors())
+        bridge = RayMetricsBridge(self.worker.collectors(), role)
         self._metrics_task = asyncio.create_task(bridge.publish_forever())
 
+    @hop("decode.run_many")
     async def run_many(self, call: IntrinsicsCall) -> list[IntrinsicResult]:
-        return await self.worker.run_many(call)
+        started = time.perf_counter()
+        results = await self.worker.run_many(call)
+        logger.info(
+            "intrinsics run",
+            extra={"intrinsics": call.intrinsics, "seconds": time.perf_counter() - started},
+        )
+        return results
 
+    @hop("decode.prefill")
     async def prefill(self, call: IntrinsicsCall) -> int:
         return await self.worker.prefill(call)
 

@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import functools
 import logging
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
@@ -29,7 +30,7 @@ from alora_serve.kv.fingerprint import IncompatibleKVError
 from alora_serve.kv.orders import SaveOrder
 from alora_serve.kv.store.prefix_store import PrefixLease
 from alora_serve.transfer.grants import LeaseGrant, PrefillClient
-from alora_serve.transfer.metrics import TransferCounts
+from alora_serve.transfer.metrics import TransferCounts, transfer_latency
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +63,7 @@ class RemotePrefixes:
         self.host = host
         self.recompute = recompute
         self.counts = TransferCounts()
+        self.latency = transfer_latency()
         self._prefill_is_local = True  # until a grant says otherwise
         self._held: dict[tuple[str, tuple[int, ...]], _Holding] = {}
 
@@ -115,11 +117,12 @@ class RemotePrefixes:
         stored_here = self.local.has(tokens, tenant)
         computed_remotely = 0  # by a grant that turned out to be on another host
         if self._prefill_is_local and not stored_here:
+            started = time.perf_counter()
             grant = await self._lease_or_none(tokens, tenant)
             if grant is not None:
                 self._prefill_is_local = grant.host == self.host
                 if self._prefill_is_local:
-                    self.counts.in_place += 1
+                    self._count_in_place(grant, time.perf_counter() - started)
                     return grant, functools.partial(self._release, grant)
                 computed_remotely = grant.computed_tokens
                 await self._release(grant, unusable=False)
@@ -129,6 +132,13 @@ class RemotePrefixes:
         computed = max(lease.computed_tokens, computed_remotely)
         lease = dataclasses.replace(lease, computed_tokens=computed)
         return lease, functools.partial(self._release_local, lease)
+
+    def _count_in_place(self, grant: LeaseGrant, seconds: float) -> None:
+        blocks = len(grant.order.slots)
+        self.counts.in_place += 1
+        self.counts.in_place_blocks += blocks
+        self.counts.in_place_bytes += blocks * self.local.block_bytes
+        self.latency.labels("in_place").observe(seconds)
 
     async def _release_local(self, lease: PrefixLease, unusable: bool) -> None:
         self.local.release(lease, unusable)
@@ -165,6 +175,7 @@ class RemotePrefixes:
 
     async def _pull(self, tokens: Sequence[int], order: SaveOrder, tenant: str) -> int:
         """Fill the local store's missing blocks with the prefill service's bytes."""
+        started = time.perf_counter()
         grant = await self._lease(tokens, tenant)
         try:
             blocks = await self.prefill.read_blocks(grant.lease_id, order.blocks)
@@ -173,6 +184,7 @@ class RemotePrefixes:
         self.local.write_blocks(order.slots, order.tags, blocks)
         self.counts.pulled_blocks += len(order.blocks)
         self.counts.pulled_bytes += blocks.numel() * blocks.element_size()
+        self.latency.labels("pulled").observe(time.perf_counter() - started)
         return grant.computed_tokens  # computed for this call, by the prefill service
 
     async def _lease(self, tokens: Sequence[int], tenant: str) -> LeaseGrant:

@@ -123,9 +123,9 @@ def test_other_intrinsic_input_errors_are_invalid_argument() -> None:
     ("exc", "code", "reason"),
     [
         (OverloadedError("at the limit"), Code.RESOURCE_EXHAUSTED, "OVERLOADED"),
-        (TooManyLeasesError("every lease is taken"), Code.RESOURCE_EXHAUSTED, "OVERLOADED"),
+        (TooManyLeasesError("every lease is taken"), Code.RESOURCE_EXHAUSTED, "TOO_MANY_LEASES"),
         (StoreFullError("every slot is pinned"), Code.RESOURCE_EXHAUSTED, "OVERLOADED"),
-        (BackPressureError(10, 8), Code.RESOURCE_EXHAUSTED, "OVERLOADED"),
+        (BackPressureError(10, 8), Code.RESOURCE_EXHAUSTED, "QUEUE_FULL"),
         (WorkerUnavailableError("no replica"), Code.UNAVAILABLE, "WORKER_UNAVAILABLE"),
         (PrefillUnavailableError("prefill down"), Code.UNAVAILABLE, "WORKER_UNAVAILABLE"),
         (RayActorError(error_msg="the actor died"), Code.UNAVAILABLE, "WORKER_UNAVAILABLE"),
@@ -208,8 +208,8 @@ def test_call_errors_pass_through_unchanged() -> None:
     [
         (UnknownIntrinsicError("nope", ["a"]), Code.NOT_FOUND, "UNKNOWN_INTRINSIC"),
         (InputTooLongError("the prompt is too long"), Code.RESOURCE_EXHAUSTED, "INPUT_TOO_LONG"),
-        (TooManyLeasesError("every lease is taken"), Code.RESOURCE_EXHAUSTED, "OVERLOADED"),
-        (BackPressureError(3, 2), Code.RESOURCE_EXHAUSTED, "OVERLOADED"),
+        (TooManyLeasesError("every lease is taken"), Code.RESOURCE_EXHAUSTED, "TOO_MANY_LEASES"),
+        (BackPressureError(3, 2), Code.RESOURCE_EXHAUSTED, "QUEUE_FULL"),
         (WorkerUnavailableError("no replica"), Code.UNAVAILABLE, "WORKER_UNAVAILABLE"),
         (
             PermissionDeniedError("tenant 'a' may not"),

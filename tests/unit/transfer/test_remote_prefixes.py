@@ -78,6 +78,19 @@ async def test_same_host_holders_of_one_prefix_share_one_lease(arena) -> None:
         assert prefill.active == 1
     assert prefill.active == 0 and list(prefill.leases) == [1]
     assert remote.counts.in_place == 1
+    assert remote.counts.in_place_blocks == 3  # TOKENS fill three blocks
+    assert remote.counts.in_place_bytes == 3 * arena.spec.slot_bytes
+    assert transfers(remote, "in_place") == 1 and transfers(remote, "pulled") == 0
+
+
+def transfers(remote: RemotePrefixes, transport: str) -> float:
+    (family,) = remote.latency.collect()
+    counts = [
+        s.value
+        for s in family.samples
+        if s.name.endswith("_count") and s.labels["transport"] == transport
+    ]
+    return sum(counts)  # none before the first transfer by ``transport``
 
 
 async def test_holders_that_join_an_acquisition_in_flight_count_its_computation(arena) -> None:
@@ -116,6 +129,7 @@ async def test_other_host_pulls_into_the_local_store_once(arena) -> None:
         pass
     assert prefill.reads == [(0, 1, 2)] and prefill.active == 0
     assert (remote.counts.pulled_blocks, remote.counts.local_hits) == (3, 1)
+    assert transfers(remote, "pulled") == 1  # the local hit transferred nothing
 
 
 async def test_incompatible_prefill_is_refused_and_released(arena) -> None:

@@ -25,6 +25,9 @@ class KVStoreCollector(Collector):
         }
         for name, (doc, blocks) in gauges.items():
             yield self._metric(GaugeMetricFamily, name, doc, blocks * self._block_bytes)
+        yield self._metric(
+            GaugeMetricFamily, "alora_kv_store_blocks", "KV blocks held", stats.used_blocks
+        )
         counters = {
             "alora_kv_store_hits": ("Blocks served from the store", stats.hits),
             "alora_kv_store_misses": ("Blocks computed because absent", stats.misses),

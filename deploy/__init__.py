@@ -1,0 +1,1 @@
+"""Deployment assets; ``deploy.observability`` builds and checks the monitoring ones."""

@@ -1,0 +1,2 @@
+"""Prometheus rules, the Grafana dashboard and the PromQL checks behind them
+(docs/observability.md)."""
