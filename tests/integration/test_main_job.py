@@ -16,7 +16,6 @@ import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -32,71 +31,22 @@ from tests.support.builtin_calls import (
     mixed_subsets,
     two_turn_conversation,
 )
-from tests.support.network import free_port
-from tests.support.processes import stop_tree
+from tests.support.main_job import MainJob, running_main_job
 
 pytestmark = pytest.mark.engine
 
-START_TIMEOUT_S = 480  # Ray, then three engines starting together on two cores
 CALL_TIMEOUT_S = 100  # a stalled lease waits 120 s before it falls back: fails first
 WORKERS = {"decode-answerability": ["answerability"], "decode-rag-checks": LORA_WORKER}
 
 
-@dataclass(frozen=True)
-class MainJob:
-    process: subprocess.Popen
-    console: list[str]  # what it printed up to "Press Ctrl-C to stop."
-    url: str
-    grpc_target: str
-    metrics_url: str
-
-
 @pytest.fixture(scope="module")
 def main_job() -> Iterator[MainJob]:
-    port, grpc_port, metrics_port = free_port(), free_port(), free_port()
-    process = subprocess.Popen(
-        [
-            *(sys.executable, "-m", "alora_serve.cli", "serve"),
-            *("--port", str(port), "--grpc-port", str(grpc_port)),
-            *("--metrics-port", str(metrics_port)),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-    )
-    try:
-        console = _read_until(process, r"Press Ctrl-C to stop\.", START_TIMEOUT_S)
-        yield MainJob(
-            process,
-            console,
-            f"http://127.0.0.1:{port}",
-            f"127.0.0.1:{grpc_port}",
-            f"http://127.0.0.1:{metrics_port}/metrics",
-        )
-    finally:
-        stop_tree(process)
-
-
-def _read_until(process: subprocess.Popen, pattern: str, timeout_s: float) -> list[str]:
-    deadline = time.monotonic() + timeout_s
-    seen: list[str] = []
-    while time.monotonic() < deadline:
-        line = process.stdout.readline()
-        if not line:
-            if process.poll() is not None:
-                break
-            continue
-        seen.append(line.rstrip("\n"))
-        if re.search(pattern, line):
-            return seen
-    raise AssertionError(f"no line matching {pattern!r}; the console said:\n" + "\n".join(seen))
+    with running_main_job() as job:
+        yield job
 
 
 def _console_match(job: MainJob, pattern: str) -> re.Match:
-    found = [m for line in job.console if (m := re.search(pattern, line))]
-    assert found, f"no console line matches {pattern!r}:\n" + "\n".join(job.console)
-    return found[0]
+    return job.console_match(pattern)
 
 
 @pytest.fixture(scope="module")
@@ -165,8 +115,7 @@ def test_the_console_shows_progress_and_the_full_log_keeps_the_rest(main_job):
     warmed = _console_match(main_job, r"decode-rag-checks ready after \d+ s; warmed up (.*) in ")
     assert set(warmed.group(1).split(", ")) == {*WORKERS["decode-rag-checks"], "base model"}
     assert _console_match(main_job, r"^alora-serve listening on (\S+)").group(1) == main_job.url
-    log = Path(_console_match(main_job, r"^Full logs: (\S+)").group(1))
-    logged = log.read_text(errors="replace")
+    logged = main_job.log_path.read_text(errors="replace")
     assert "vLLM" in logged and "Application 'alora' is ready" in logged  # the noise went here
     assert "Self-check: answerability" in logged  # and the progress too
 
@@ -242,7 +191,7 @@ def test_mixed_instruction_subsets_on_one_worker_compose_exactly_without_recompu
     alone = {n: run(main_job, [n], conversation)[0][0] for n in LORA_WORKER}
     subsets = mixed_subsets(LORA_WORKER)
     assert len(subsets) == 24
-    in_place = metric(main_job, "alora_transfer_in_place_total", "decode-rag-checks")
+    in_place = metric(main_job, "alora_transfer_seconds_count", "decode-rag-checks")
     with ThreadPoolExecutor(len(subsets)) as pool:
         answers = list(pool.map(lambda s: run(main_job, s, conversation), subsets))
     for subset, (results, _) in zip(subsets, answers, strict=True):
@@ -252,7 +201,7 @@ def test_mixed_instruction_subsets_on_one_worker_compose_exactly_without_recompu
     # Leases read in place (calls that need one prefix at the same time share a lease):
     # once the count has moved and a publishing period has passed, a recompute during
     # the calls would show too.
-    published(main_job, "alora_transfer_in_place_total", "decode-rag-checks", in_place + 1)
+    published(main_job, "alora_transfer_seconds_count", "decode-rag-checks", in_place + 1)
     time.sleep(PUBLISH_INTERVAL_S + 1)
     for worker in WORKERS:
         assert metric(main_job, "alora_transfer_recomputed_total", worker) == 0

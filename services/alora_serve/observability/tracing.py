@@ -5,6 +5,7 @@ W3C trace context. Off, spans are OpenTelemetry's no-op ones."""
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -17,7 +18,9 @@ Carrier = dict[str, str]
 
 def configure_tracing(endpoint: str | None, service: str, sample_ratio: float = 1.0) -> bool:
     """Export this process's spans to the OTLP/HTTP collector at ``endpoint`` (e.g.
-    ``http://127.0.0.1:4318``); once per process. Returns whether tracing is on."""
+    ``http://127.0.0.1:4318``; None: OpenTelemetry's own ``OTEL_EXPORTER_OTLP_ENDPOINT``,
+    if set); once per process. Returns whether tracing is on."""
+    endpoint = endpoint or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
     if not endpoint:
         return False
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter

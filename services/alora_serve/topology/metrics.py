@@ -25,6 +25,11 @@ _RAY_DISALLOWED = re.compile(r"[^a-zA-Z0-9_]")
 logger = logging.getLogger(__name__)
 
 
+def ray_metric_name(sample: str) -> str:
+    """The name Ray gives a gauge for ``sample`` (Prometheus scrapes it with ``ray_``)."""
+    return _RAY_DISALLOWED.sub("_", sample)
+
+
 class RayMetricsBridge:
     def __init__(self, collectors: Sequence[Collector], role: str) -> None:
         self._collectors = list(collectors)
@@ -43,7 +48,7 @@ class RayMetricsBridge:
                     gauge = self._gauges.get(sample.name)
                     if gauge is None:
                         gauge = self._gauges[sample.name] = Gauge(
-                            _RAY_DISALLOWED.sub("_", sample.name),
+                            ray_metric_name(sample.name),
                             description=family.documentation,
                             tag_keys=tuple(tags),
                         )

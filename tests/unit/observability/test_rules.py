@@ -15,6 +15,7 @@ REPO = Path(__file__).resolve().parents[3]
 RULES = REPO / "deploy" / "observability" / "rules.yml"
 RULES_TEST = REPO / "deploy" / "observability" / "rules_test.yml"
 REQUIRED_BY = ("CI", "ALORA_REQUIRE_PROMTOOL")
+UNSET = {"", "0", "false", "no"}
 
 
 def _promtool() -> str:
@@ -24,7 +25,7 @@ def _promtool() -> str:
     message = (
         "promtool is not on PATH; install Debian's prometheus package (apt-get install prometheus)"
     )
-    if any(os.environ.get(name) for name in REQUIRED_BY):
+    if any(os.environ.get(name, "").lower() not in UNSET for name in REQUIRED_BY):
         pytest.fail(f"{message}; it is required here ({' or '.join(REQUIRED_BY)} is set)")
     pytest.skip(f"{message} to run these tests (required when CI or ALORA_REQUIRE_PROMTOOL is set)")
 
