@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
+import httpx
 import pytest
 from alora.v1 import intrinsics_pb2_grpc
 
@@ -22,10 +23,7 @@ from tests.support import otlp, prometheus
 from tests.support.conversations import mtrag_tasks
 from tests.support.main_job import MainJob, running_main_job
 
-pytestmark = [
-    pytest.mark.engine,
-    pytest.mark.skipif(not prometheus.available(), reason="needs Debian's prometheus"),
-]
+pytestmark = pytest.mark.engine
 
 RULES = Path(__file__).resolve().parents[2] / "deploy" / "observability" / "rules.yml"
 SENTINEL = f"quokka{uuid.uuid4().hex[:10]}"  # text no log may ever hold
@@ -48,6 +46,7 @@ def main_job(receiver) -> Iterator[MainJob]:
 
 @pytest.fixture(scope="module")
 def server(main_job, tmp_path_factory) -> Iterator[prometheus.Prometheus]:
+    prometheus.require_server()
     workdir = tmp_path_factory.mktemp("prometheus")
     with prometheus.running([main_job.metrics_address], workdir, [RULES]) as running:
         yield running
@@ -110,9 +109,18 @@ def test_a_second_call_on_a_long_conversation_counts_as_reused(main_job, server)
 
 
 def test_every_metric_the_dashboard_and_rules_read_is_scraped(main_job, server):
-    """Read after real calls (the previous test's): each name a panel or rule needs is
-    among what Prometheus scraped, the engines' vLLM metrics per role included."""
+    """Read after real calls (the previous test's, one more, one that fails): each name a
+    panel or rule needs is among what Prometheus scraped, the engines' vLLM metrics per
+    role included."""
     grpc_call(main_job, ["answerability", "uncertainty"])
+    with pytest.raises(grpc.RpcError) as failed:
+        grpc_call(main_job, ["telepathy"])
+    assert failed.value.code() == grpc.StatusCode.NOT_FOUND
+    server.wait_for(
+        'sum(ray_alora_intrinsic_failures_total{intrinsic="_unknown",reason="UNKNOWN_INTRINSIC"})',
+        1,
+        PUBLISHED_S,
+    )
     server.wait_for(
         'count(count by (role) (ray_vllm_num_requests_running{role=~"prefill|decode"}))',
         2,
@@ -136,29 +144,43 @@ def test_logs_follow_a_call_by_its_request_id_and_never_hold_its_text(main_job):
         main_job, ["answerability", "uncertainty"], (("x-request-id", request_id),)
     )
     assert metadata["x-request-id"] == request_id
-    records = _json_records(main_job.log_path, request_id, 3)
+    records = _json_records(main_job.log_path, request_id, 5)
     deployments = {r.get("deployment") for r in records}
     assert {"ingress", "decode-answerability", "decode-rag-checks", "prefill"} <= deployments
     finished = next(r for r in records if r["message"] == "intrinsics finished")
     assert finished["code"] == "OK" and len(finished["tenant_hash"]) == 12
     assert {r["intrinsic"] for r in finished["results"]} == {"answerability", "uncertainty"}
     assert set(finished["results"][0]["phases_s"]) >= {"queue", "base_kv", "decode"}
+    over_http = httpx.post(
+        f"{main_job.url}/v1/intrinsics:run",
+        json={
+            "intrinsics": ["uncertainty"],
+            "request": {"messages": [{"role": "user", "content": f"Sure? {SENTINEL}"}]},
+        },
+        headers={"x-request-id": f"{request_id}-http"},
+        timeout=120,
+    )
+    assert (
+        over_http.status_code == 200 and over_http.headers["x-request-id"] == f"{request_id}-http"
+    )
+    http_records = _json_records(main_job.log_path, f"{request_id}-http", 3)
+    assert {"ingress", "decode-rag-checks"} <= {r.get("deployment") for r in http_records}
     for log in [main_job.log_path, *Path("/tmp/ray/session_latest/logs").rglob("*")]:
         if log.is_file():
             assert SENTINEL not in log.read_text(errors="replace"), f"conversation in {log}"
 
 
-def _json_records(log: Path, request_id: str, timeout_s: float) -> list[dict]:
+def _json_records(log: Path, request_id: str, minimum: int) -> list[dict]:
     """The JSON records about ``request_id`` in the main job's log (Ray forwards each
-    worker's lines, prefixed with the worker's name)."""
-    deadline = time.monotonic() + timeout_s + 10
+    worker's lines, prefixed with the worker's name), once there are ``minimum``."""
+    deadline = time.monotonic() + 20
     while True:
         records = [
             json.loads(line[line.index("{") :])
             for line in log.read_text(errors="replace").splitlines()
             if request_id in line and "{" in line
         ]
-        if len(records) >= 5 or time.monotonic() > deadline:
+        if len(records) >= minimum or time.monotonic() > deadline:
             return records
         time.sleep(1)
 

@@ -4,6 +4,7 @@ every second, queried through its HTTP API."""
 from __future__ import annotations
 
 import contextlib
+import os
 import shutil
 import subprocess
 import time
@@ -12,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+import pytest
 import yaml
 
 from tests.support.network import free_port
@@ -59,8 +61,20 @@ class Prometheus:
         return value
 
 
-def available() -> bool:
-    return shutil.which("prometheus") is not None
+REQUIRED = "ALORA_REQUIRE_PROMETHEUS"  # set (CI): a missing Prometheus fails, not skips
+
+
+def missing(tool: str) -> None:
+    """Skip the test for want of ``tool``, or fail it where Prometheus is required."""
+    message = f"{tool} is not on PATH; install Debian's prometheus package"
+    if os.environ.get(REQUIRED, "") not in ("", "0"):
+        pytest.fail(f"{message} (required here: {REQUIRED} is set)")
+    pytest.skip(f"{message} to run this test")
+
+
+def require_server() -> None:
+    if shutil.which("prometheus") is None:
+        missing("prometheus")
 
 
 @contextlib.contextmanager

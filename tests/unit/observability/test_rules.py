@@ -1,33 +1,26 @@
 """The Prometheus rule file is valid and its unit tests pass (promtool, Debian's
-``prometheus`` package). Without promtool the tests skip, except in CI (``CI`` set) or
-with ``ALORA_REQUIRE_PROMTOOL`` set, where they fail."""
+``prometheus`` package). Without promtool the tests skip, except where
+``ALORA_REQUIRE_PROMETHEUS`` is set (CI), where they fail."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import subprocess
 from pathlib import Path
 
-import pytest
+from tests.support import prometheus
 
 REPO = Path(__file__).resolve().parents[3]
 RULES = REPO / "deploy" / "observability" / "rules.yml"
 RULES_TEST = REPO / "deploy" / "observability" / "rules_test.yml"
-REQUIRED_BY = ("CI", "ALORA_REQUIRE_PROMTOOL")
-UNSET = {"", "0", "false", "no"}
 
 
 def _promtool() -> str:
     path = shutil.which("promtool")
     if path:
         return path
-    message = (
-        "promtool is not on PATH; install Debian's prometheus package (apt-get install prometheus)"
-    )
-    if any(os.environ.get(name, "").lower() not in UNSET for name in REQUIRED_BY):
-        pytest.fail(f"{message}; it is required here ({' or '.join(REQUIRED_BY)} is set)")
-    pytest.skip(f"{message} to run these tests (required when CI or ALORA_REQUIRE_PROMTOOL is set)")
+    prometheus.missing("promtool")
+    raise AssertionError("unreachable")
 
 
 def _run(*args: str) -> None:
