@@ -16,6 +16,7 @@ import httpx
 import pytest
 from alora.v1 import intrinsics_pb2_grpc
 
+from alora_serve.client import AloraClient, AloraError
 from alora_serve.client import requests as rq
 from deploy.observability.dashboard import panel_queries
 from deploy.observability.promql import alerting_rules, metric_names, recording_rules
@@ -113,9 +114,10 @@ def test_every_metric_the_dashboard_and_rules_read_is_scraped(main_job, server):
     panel or rule needs is among what Prometheus scraped, the engines' vLLM metrics per
     role included."""
     grpc_call(main_job, ["answerability", "uncertainty"])
-    with pytest.raises(grpc.RpcError) as failed:
-        grpc_call(main_job, ["telepathy"])
-    assert failed.value.code() == grpc.StatusCode.NOT_FOUND
+    with AloraClient(main_job.grpc_target) as client, pytest.raises(AloraError) as failed:
+        client.run_intrinsics(["telepathy"], [("user", "Can you read minds?")])
+    assert failed.value.code == grpc.StatusCode.NOT_FOUND
+    assert len(failed.value.request_id) == 32  # to quote when asking the operator
     server.wait_for(
         'sum(ray_alora_intrinsic_failures_total{intrinsic="_unknown",reason="UNKNOWN_INTRINSIC"})',
         1,

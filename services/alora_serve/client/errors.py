@@ -12,6 +12,7 @@ from google.protobuf.message import DecodeError
 from google.rpc import error_details_pb2, status_pb2
 
 DETAILS_KEY = "grpc-status-details-bin"
+REQUEST_ID_KEY = "x-request-id"  # the server's id of the call, in its initial metadata
 
 
 class AloraError(Exception):
@@ -27,6 +28,7 @@ class AloraError(Exception):
         field_violations: Iterable[tuple[str, str]] = (),
         resource: tuple[str, str] | None = None,
         metadata: dict[str, str] | None = None,
+        request_id: str | None = None,
     ) -> None:
         self.code = code
         self.message = message
@@ -35,6 +37,7 @@ class AloraError(Exception):
         self.field_violations = list(field_violations or ())  # BadRequest: (field, what is wrong)
         self.resource = resource  # ResourceInfo: (type, name) of what was not found
         self.metadata = dict(metadata or {})  # ErrorInfo.metadata
+        self.request_id = request_id  # what the server's logs know the call by
         super().__init__(str(self))
 
     def __str__(self) -> str:
@@ -48,6 +51,8 @@ class AloraError(Exception):
             text += f"\n  {self.resource[0]}: {self.resource[1]!r}"
         if self.retry_after_s is not None:
             text += f"\n  retry after {self.retry_after_s:g} s"
+        if self.request_id:
+            text += f"\n  request id {self.request_id}"
         return text
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -55,6 +60,7 @@ class AloraError(Exception):
 
     def _details(self) -> dict[str, Any]:
         names = ("reason", "retry_after_s", "field_violations", "resource", "metadata")
+        names += ("request_id",)
         return {name: getattr(self, name) for name in names}
 
     @classmethod
@@ -63,9 +69,10 @@ class AloraError(Exception):
         code = _call(error, "code") or grpc.StatusCode.UNKNOWN
         message = _call(error, "details") or str(error)
         status = _status(_call(error, "trailing_metadata") or ())
+        request_id = dict(_call(error, "initial_metadata") or ()).get(REQUEST_ID_KEY)
         if status is None:
-            return cls(code, message)
-        return cls(code, status.message or message, **_decode(status))
+            return cls(code, message, request_id=request_id)
+        return cls(code, status.message or message, **_decode(status), request_id=request_id)
 
 
 def _rebuild(
