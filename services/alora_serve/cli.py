@@ -85,7 +85,9 @@ def _prepare_model(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from alora_serve.console import main_job_console
+    from alora_serve.topology.local_ray import keep_log_records_whole
 
+    keep_log_records_whole()  # before anything imports Ray
     with main_job_console(args.verbose) as say:  # first: importing vLLM already prints
         _run_main_job(args, say)
     return 0

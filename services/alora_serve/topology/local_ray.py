@@ -28,6 +28,9 @@ SINGLE_HOST_MODE = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": the node's IP is 
 # made this process's later clusters start without tokens while its clients still sent
 # them, and calls through Serve handles then never arrived.
 AUTH_MODE = "RAY_AUTH_MODE"
+# Lines Ray's driver never folds together (see keep_log_records_whole): our JSON records.
+DEDUP_ALLOW_REGEX = "RAY_DEDUP_LOGS_ALLOW_REGEX"
+STRUCTURED_RECORD = '"request_id": '
 
 
 @dataclass(frozen=True)
@@ -55,6 +58,14 @@ def running(**options: Any) -> Iterator[LocalRay]:
             yield LocalRay(address, os.environ.get(AUTH_MODE) == "token")
         finally:
             ray.shutdown()
+
+
+def keep_log_records_whole() -> None:
+    """Ray's driver folds the lines that workers print alike but for words with digits
+    into one "[repeated Nx across cluster]": the records of two replicas' calls would
+    fold into one. Keep the package's structured records whole (Ray reads the setting
+    when it is imported: call this first)."""
+    os.environ.setdefault(DEDUP_ALLOW_REGEX, STRUCTURED_RECORD)
 
 
 @contextlib.contextmanager
