@@ -18,7 +18,8 @@ _TEXT = "%(asctime)s %(levelname)s %(name)s [%(request_id)s] %(message)s"
 
 
 class _CallFields(logging.Filter):
-    """Adds the request id (and ``fields()``: where this process serves) to records."""
+    """Adds the request id (the front door's in this process, else the one ``fields()``
+    has: what a framework carried here) and ``fields()`` to records."""
 
     def __init__(self, fields: Callable[[], Mapping[str, str]] | None) -> None:
         super().__init__()
@@ -26,7 +27,7 @@ class _CallFields(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         extra = dict(self._fields()) if self._fields else {}
-        extra.setdefault("request_id", current_request_id.get())
+        extra["request_id"] = current_request_id.get() or extra.get("request_id", "")
         for key, value in extra.items():
             if not hasattr(record, key):
                 setattr(record, key, value)
@@ -40,7 +41,7 @@ def configure_logging(
 ) -> None:
     """Route the package's logs through one handler in this process (calling again
     replaces it). ``fields``: more per-record fields, e.g. the request id as a framework
-    carried it across processes (it overrides none the record has)."""
+    carried it across processes (none overrides a field the record has)."""
     handler = logging.StreamHandler()
     handler.set_name("alora_serve")
     handler.addFilter(_CallFields(fields))

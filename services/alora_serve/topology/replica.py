@@ -5,7 +5,6 @@ from __future__ import annotations
 import contextlib
 
 from alora_serve.observability.config import ObservabilityConfig
-from alora_serve.observability.context import current_request_id
 from alora_serve.observability.logs import configure_logging
 from alora_serve.observability.tracing import configure_tracing
 
@@ -62,10 +61,8 @@ def _serving_fields() -> dict[str, str]:
     from ray.serve import context as serve_context
     from ray.serve.exceptions import RayServeException
 
-    fields = {"request_id": current_request_id.get()}
-    if not fields["request_id"]:
-        request = serve_context._get_serve_request_context()
-        fields["request_id"] = request.request_id if request else ""
+    request = serve_context._get_serve_request_context()
+    fields = {"request_id": request.request_id if request else ""}
     with contextlib.suppress(RayServeException):  # not in a replica
         fields["deployment"] = serve.get_replica_context().deployment
     return fields
