@@ -29,13 +29,18 @@ VLLM_METRICS = frozenset(
 )
 
 
+_SAMPLE_SUFFIXES = ("", "_total", "_bucket", "_sum", "_count")
+
+
 class VLLMCollector(Collector):
-    """The families of ``VLLM_METRICS`` in ``registry`` (vLLM's: the default one)."""
+    """The families of ``VLLM_METRICS`` in ``registry`` (vLLM's: the default one). Only
+    their collectors run: the registry holds vLLM's other metrics too."""
 
     def __init__(self, registry: CollectorRegistry = REGISTRY) -> None:
-        self._registry = registry
+        samples = {name + suffix for name in VLLM_METRICS for suffix in _SAMPLE_SUFFIXES}
+        self._chosen = registry.restricted_registry(samples)
 
     def collect(self) -> Iterator[Metric]:
-        for family in self._registry.collect():
-            if family.name in VLLM_METRICS:
+        for family in self._chosen.collect():
+            if family.name in VLLM_METRICS:  # not a collector without names that came along
                 yield family

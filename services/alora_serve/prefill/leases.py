@@ -1,7 +1,8 @@
 """Leases the prefill service grants on stored prefixes: bounded, and expiring.
 
 A decode worker holds a lease (its prefix's blocks stay pinned) while its adapter
-request reads the blocks. A worker that dies never releases: leases expire after a TTL,
+request reads the blocks, and renews it while it holds it longer than the TTL (a long
+decode). A worker that dies neither releases nor renews: its leases expire after the TTL,
 so a dead reader cannot pin the store forever.
 """
 
@@ -74,6 +75,13 @@ class LeaseTable(Generic[Held]):
     def get(self, lease_id: int) -> Held | None:
         entry = self._entries.get(lease_id)
         return entry.held if entry is not None else None
+
+    def renew(self, lease_id: int) -> bool:
+        """Extend a lease by the TTL from now; False if it is no longer held."""
+        entry = self._entries.get(lease_id)
+        if entry is not None:
+            entry.expires_at = self._clock() + self.ttl_s
+        return entry is not None
 
     def pop(self, lease_id: int) -> Held | None:
         entry = self._entries.pop(lease_id, None)

@@ -54,13 +54,24 @@ class PrefillService:
             self.kv.release(lease)
             raise
         order = dataclasses.replace(lease.load_order(), arena=self.kv.arena_path)
-        return LeaseGrant(lease_id, order, self.host, self.kv.fingerprint(), lease.computed_tokens)
+        return LeaseGrant(
+            lease_id,
+            order,
+            self.host,
+            self.kv.fingerprint(),
+            lease.computed_tokens,
+            self.limits.ttl_s,
+        )
 
     async def release(self, lease_id: int, unusable: bool = False) -> None:
         """Unpin; ``unusable``: a reader found the bytes bad, so they are dropped."""
         lease = self._leases.pop(lease_id)
         if lease is not None:
             self.kv.release(lease, unusable)
+
+    async def renew(self, lease_ids: Sequence[int]) -> list[int]:
+        """Extend leases a reader still holds; returns those no longer held."""
+        return [lease_id for lease_id in lease_ids if not self._leases.renew(lease_id)]
 
     async def read_blocks(self, lease_id: int, blocks: Sequence[int]) -> torch.Tensor:
         """The bytes of blocks ``blocks`` of a leased prefix, for a reader on another host."""

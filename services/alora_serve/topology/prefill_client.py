@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Sequence
 from typing import Any
 
@@ -39,6 +40,16 @@ class HandlePrefillClient:
 
     async def release(self, lease_id: int, unusable: bool = False) -> None:
         await self._call(self._sessions.pop(lease_id, ""), "release", lease_id, unusable)
+
+    async def renew(self, lease_ids: Sequence[int]) -> list[int]:
+        """Each lease renewed on the replica that granted it."""
+        by_session: dict[str, list[int]] = {}
+        for lease_id in lease_ids:
+            by_session.setdefault(self._sessions.get(lease_id, ""), []).append(lease_id)
+        lost = await asyncio.gather(
+            *(self._call(session, "renew", ids) for session, ids in by_session.items())
+        )
+        return [lease_id for ids in lost for lease_id in ids]
 
     async def read_blocks(self, lease_id: int, blocks: Sequence[int]) -> torch.Tensor:
         session = self._sessions.get(lease_id, "")

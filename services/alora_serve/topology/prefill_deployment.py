@@ -63,6 +63,9 @@ class PrefillDeployment(ServesBaseTurns):
     async def release(self, lease_id: int, unusable: bool = False) -> None:
         await self.service.release(lease_id, unusable)
 
+    async def renew(self, lease_ids: Sequence[int]) -> list[int]:
+        return await self.service.renew(lease_ids)
+
     async def read_blocks(self, lease_id: int, blocks: Sequence[int]) -> np.ndarray:
         # numpy crosses Ray's object store without pickling the bytes
         return (await self.service.read_blocks(lease_id, blocks)).numpy()

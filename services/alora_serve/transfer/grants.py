@@ -16,13 +16,15 @@ from alora_serve.kv.orders import LoadOrder
 @dataclass(frozen=True)
 class LeaseGrant:
     """The base KV of a prefix, pinned in the prefill service's store until released (or
-    until the lease expires). ``order.arena`` is the store's path on ``host``."""
+    until the lease expires: ``ttl_s`` after it was granted or last renewed; None: never).
+    ``order.arena`` is the store's path on ``host``."""
 
     lease_id: int
     order: LoadOrder
     host: str
     fingerprint: KVFingerprint
     computed_tokens: int = 0  # of the prefix, computed by the service to grant this lease
+    ttl_s: float | None = None
 
     def load_order(self) -> LoadOrder:
         return self.order
@@ -34,5 +36,10 @@ class PrefillClient(Protocol):
     async def lease(self, tokens: Sequence[int], tenant: str) -> LeaseGrant: ...
 
     async def release(self, lease_id: int, unusable: bool = False) -> None: ...
+
+    async def renew(self, lease_ids: Sequence[int]) -> list[int]:
+        """Extend leases still held by a reader; returns those no longer known (released
+        or expired)."""
+        ...
 
     async def read_blocks(self, lease_id: int, blocks: Sequence[int]) -> torch.Tensor: ...

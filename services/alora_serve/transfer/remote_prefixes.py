@@ -40,6 +40,7 @@ class PrefillUnavailableError(UnavailableError):
 
 
 Release = Callable[[bool], Awaitable[None]]  # argument: the bytes proved unusable
+RENEWALS_PER_TTL = 3  # a lease held in place is renewed this often per TTL
 
 
 @dataclass
@@ -123,7 +124,8 @@ class RemotePrefixes:
                 self._prefill_is_local = grant.host == self.host
                 if self._prefill_is_local:
                     self._count_in_place(grant, time.perf_counter() - started)
-                    return grant, functools.partial(self._release, grant)
+                    renewing = asyncio.create_task(self._keep_alive(grant))
+                    return grant, functools.partial(self._release_renewed, grant, renewing)
                 computed_remotely = grant.computed_tokens
                 await self._release(grant, unusable=False)
         if stored_here:
@@ -139,6 +141,26 @@ class RemotePrefixes:
         self.counts.in_place_blocks += blocks
         self.counts.in_place_bytes += blocks * self.local.block_bytes
         self.latency.labels("in_place").observe(seconds)
+
+    async def _keep_alive(self, grant: LeaseGrant) -> None:
+        """Renew a lease held in place while its calls run (a long decode may outlast the
+        lease's TTL: expired, its blocks could be evicted under a later read)."""
+        if grant.ttl_s is None:
+            return
+        while True:
+            await asyncio.sleep(grant.ttl_s / RENEWALS_PER_TTL)
+            try:
+                if await self.prefill.renew([grant.lease_id]):
+                    logger.warning("prefix lease %d expired before renewal", grant.lease_id)
+                    return
+            except Exception as exc:  # the next renewal may get through
+                logger.warning("could not renew prefix lease %d: %s", grant.lease_id, failure(exc))
+
+    async def _release_renewed(
+        self, grant: LeaseGrant, renewing: asyncio.Task, unusable: bool
+    ) -> None:
+        renewing.cancel()
+        await self._release(grant, unusable)
 
     async def _release_local(self, lease: PrefixLease, unusable: bool) -> None:
         self.local.release(lease, unusable)

@@ -38,6 +38,21 @@ def test_unreleased_leases_expire_after_the_ttl() -> None:
     assert (len(table), table.expired) == (0, 2)
 
 
+def test_a_renewed_lease_lives_a_ttl_from_its_renewal() -> None:
+    clock = Clock()
+    table: LeaseTable[str] = LeaseTable(max_leases=4, ttl_s=10, clock=clock)
+    held, dropped = table.add("held"), table.add("dropped")
+    clock.now = 8
+    assert table.renew(held) and table.renew(dropped)
+    table.pop(dropped)
+    assert not table.renew(dropped)  # released: nothing to renew
+    clock.now = 17
+    assert table.pop_expired() == []  # 17 < 8 + 10
+    clock.now = 18
+    assert table.pop_expired() == ["held"]
+    assert not table.renew(held)
+
+
 def test_limits_must_make_sense() -> None:
     with pytest.raises(ValueError):
         LeaseTable(max_leases=0, ttl_s=1)

@@ -26,11 +26,14 @@ TOKENS = list(range(10))  # three blocks
 
 
 class FakePrefill:
-    def __init__(self, host: str, fingerprint: KVFingerprint = FINGERPRINT) -> None:
-        self.host, self.fingerprint = host, fingerprint
+    def __init__(
+        self, host: str, fingerprint: KVFingerprint = FINGERPRINT, ttl_s: float | None = None
+    ) -> None:
+        self.host, self.fingerprint, self.ttl_s = host, fingerprint, ttl_s
         self.leases: dict[int, bool] = {}  # id -> released unusable?
         self.active = 0
         self.reads: list[tuple[int, ...]] = []
+        self.renewals: list[int] = []
 
     async def lease(self, tokens, tenant) -> LeaseGrant:
         await asyncio.sleep(0)  # a real service answers later: concurrent holders may join
@@ -39,11 +42,15 @@ class FakePrefill:
         self.active += 1
         order = LoadOrder(len(tokens), (0, 1, 2), (7, 8, 9), arena="/dev/shm/prefill")
         # As if the service computed the whole prefix for this lease.
-        return LeaseGrant(lease_id, order, self.host, self.fingerprint, len(tokens))
+        return LeaseGrant(lease_id, order, self.host, self.fingerprint, len(tokens), self.ttl_s)
 
     async def release(self, lease_id: int, unusable: bool = False) -> None:
         self.leases[lease_id] = unusable
         self.active -= 1
+
+    async def renew(self, lease_ids) -> list[int]:
+        self.renewals.extend(lease_ids)
+        return [i for i in lease_ids if self.leases[i] is not None]  # released: lost
 
     async def read_blocks(self, lease_id: int, blocks) -> torch.Tensor:
         self.reads.append(tuple(blocks))
@@ -91,6 +98,18 @@ def transfers(remote: RemotePrefixes, transport: str) -> float:
         if s.name.endswith("_count") and s.labels["transport"] == transport
     ]
     return sum(counts)  # none before the first transfer by ``transport``
+
+
+async def test_a_lease_held_in_place_is_renewed_until_its_holders_leave(arena) -> None:
+    prefill = FakePrefill("node-a", ttl_s=0.06)  # renewed every 0.02 s
+    remote = source(prefill, arena)
+    async with remote.leased(TOKENS, "t"):
+        await asyncio.sleep(0.25)  # a decode four times the TTL
+        renewed = len(prefill.renewals)
+        assert renewed >= 3 and set(prefill.renewals) == {1}
+    await asyncio.sleep(0.1)
+    assert len(prefill.renewals) == renewed  # released: no more renewals
+    assert prefill.active == 0
 
 
 async def test_holders_that_join_an_acquisition_in_flight_count_its_computation(arena) -> None:
