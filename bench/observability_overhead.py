@@ -19,7 +19,7 @@ publishes in every call as well: an upper bound. The bar: on vs off, p50 ratio a
 1.02. Arms go in a shuffled order each round, each on its own fresh conversation. Then
 the instrumentation alone, without an engine, with timeit.
 
-    python -m bench.observability_overhead [--rounds 60] [--same-conversation]
+    python -m bench.observability_overhead [--rounds 60]
 """
 
 from __future__ import annotations
@@ -102,28 +102,17 @@ class Instrumented:
         return time.perf_counter() - started, results
 
 
-async def measure(
-    inst: Instrumented, request, rounds: int, same_conversation: bool
-) -> tuple[dict, list]:
-    """``same_conversation``: every call of an arm on one conversation kept from the
-    start (nothing computed between calls: less noise, and the call itself is shorter,
-    vLLM's cache holding the invocation too), else a fresh conversation each round."""
+async def measure(inst: Instrumented, request, rounds: int) -> tuple[dict, list]:
     times: dict[str, list[float]] = {arm: [] for arm in ARMS}
     shuffled, results = random.Random(0), []
-    kept = {arm: fresh(request, f"{arm} kept") for arm in ARMS}
-    if same_conversation:
-        for arm, conversation in kept.items():
-            await inst.prefill(arm, conversation)
     # As in a replica, the bridge also publishes every 5 s, whatever the arm.
     publishing = asyncio.create_task(inst.bridge.publish_forever())
     for round_ in range(-WARMUP_ROUNDS, rounds):
         order = list(ARMS)
         shuffled.shuffle(order)
         for arm in order:
-            conversation = kept[arm]
-            if not same_conversation:
-                conversation = fresh(request, f"{arm} {round_}")
-                await inst.prefill(arm, conversation)
+            conversation = fresh(request, f"{arm} {round_}")
+            await inst.prefill(arm, conversation)
             seconds, results = await inst.timed(arm, conversation)
             if round_ >= 0:
                 times[arm].append(seconds)
@@ -250,7 +239,7 @@ def quiet_json_logs(path: Path) -> None:
             handler.setStream(path.open("a"))  # open as long as the run
 
 
-def main(rounds: int, same_conversation: bool) -> None:
+def main(rounds: int) -> None:
     from transformers import AutoTokenizer
 
     checkpoint = resolve_model(None)
@@ -272,18 +261,14 @@ def main(rounds: int, same_conversation: bool) -> None:
             with local_ray.running(num_cpus=1):  # Ray's gauges need a Ray, as in a replica
                 quiet_json_logs(Path(tmp) / "calls.jsonl")
                 inst = Instrumented(runners, engines[True])
-                times, results = loop.run_until_complete(
-                    measure(inst, request, rounds, same_conversation)
-                )
+                times, results = loop.run_until_complete(measure(inst, request, rounds))
                 print("Timing the instrumentation alone ...", flush=True)
                 costs = micro(inst, request, results)
                 print(costs, flush=True)
         finally:
             for engine in engines.values():
                 engine.close()
-    name = "observability_overhead" + ("_same_conversation" if same_conversation else "")
-    result = {**analyse(times, costs, rounds), "same_conversation": same_conversation}
-    write_report(name, result, plot=_plot)
+    write_report("observability_overhead", analyse(times, costs, rounds), plot=_plot)
 
 
 def _plot(result: dict, ax) -> None:
@@ -316,10 +301,4 @@ def _plot(result: dict, ax) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=60)
-    parser.add_argument(
-        "--same-conversation",
-        action="store_true",
-        help="every call of an arm on one kept conversation (more rounds, less noise)",
-    )
-    args = parser.parse_args()
-    main(args.rounds, args.same_conversation)
+    main(parser.parse_args().rounds)
