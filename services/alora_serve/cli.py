@@ -7,6 +7,7 @@ import asyncio
 import json
 import sys
 from collections.abc import Callable
+from pathlib import Path
 
 from pydantic import ValidationError
 
@@ -73,6 +74,31 @@ def _parser() -> argparse.ArgumentParser:
     chat.add_argument("--url", default="http://127.0.0.1:8000")
     chat.add_argument("--max-tokens", type=int, help="default: the server's")
     chat.set_defaults(run=_chat)
+
+    load = commands.add_parser(
+        "loadtest",
+        help="a bounded Locust load test against a running server on this host (gRPC)",
+    )
+    load.add_argument("--target", default="127.0.0.1:50051", help="gRPC host:port (loopback)")
+    load.add_argument(
+        "--profile", choices=["smoke", "capacity", "overload", "soak"], default="smoke"
+    )
+    load.add_argument("--users", type=int, help="override the profile's users")
+    load.add_argument("--run-time", type=int, help="override the profile's seconds")
+    load.add_argument("--out", default=None, help="report folder (default: in the cache)")
+    load.add_argument(
+        "--mtrag",
+        default="tests/data/mtrag/mtrag_un_reference.jsonl",
+        help="MTRAG conversations (JSONL) to replay",
+    )
+    load.add_argument("--token", default="", help="bearer token, if the server requires one")
+    load.add_argument("--tls-ca", default="", help="PEM of the server's CA, for TLS")
+    load.add_argument(
+        "--verify-composed",
+        action="store_true",
+        help="check each composed call against the same intrinsics called alone",
+    )
+    load.set_defaults(run=_loadtest)
     return parser
 
 
@@ -109,6 +135,28 @@ def _example_pipeline(args: argparse.Namespace) -> int:
     result = asyncio.run(run_example(args.library, progress=lambda line: print(line, flush=True)))
     print(json.dumps(result.to_dict(), indent=2))
     return 0
+
+
+def _loadtest(args: argparse.Namespace) -> int:
+    import time
+
+    from alora_serve.loadtest.profiles import PROFILES
+    from alora_serve.loadtest.runner import LoadRun, require_loopback, run
+    from alora_serve.paths import cache_root
+
+    require_loopback(args.target)
+    overrides = {"users": args.users, "run_time_s": args.run_time}
+    profile = PROFILES[args.profile].model_copy(
+        update={k: v for k, v in overrides.items() if v is not None}
+    )
+    out = Path(args.out or cache_root() / "loadtests" / time.strftime("%Y%m%d-%H%M%S"))
+    load = LoadRun(
+        args.target, profile, out, Path(args.mtrag), args.token, args.tls_ca, args.verify_composed
+    )
+    summary = run(load)
+    print(json.dumps({k: summary[k] for k in ("calls", "per_s", "errors_by_code", "goodput")}))
+    print(f"Reports in {out}")
+    return 0 if not summary["errors_by_code"] else 1
 
 
 def _chat(args: argparse.Namespace) -> int:

@@ -25,6 +25,7 @@ FLOORS: list[set[str]] = [
     {"decode", "gateway"},
     {"topology"},
     {"console"},
+    {"loadtest"},
     {"cli"},
 ]
 # What the gateway may use of the packages below it: the call model, values and errors,

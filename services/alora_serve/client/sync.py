@@ -28,12 +28,16 @@ class AloraClient:
         tls: ClientTLS | None = None,
         timeout_s: float = 60.0,
         max_attempts: int = 4,
+        interceptors: Sequence[grpc.UnaryUnaryClientInterceptor | Any] = (),
     ) -> None:
+        """``interceptors``: gRPC client interceptors every call goes through (e.g. to
+        time calls, as the Locust load test does)."""
         self._core = ClientCore(
             target, token=token, tls=tls, timeout_s=timeout_s, max_attempts=max_attempts
         )
         self._channel = self._core.sync_channel()
-        self._stub = intrinsics_pb2_grpc.IntrinsicsStub(self._channel)
+        calls = grpc.intercept_channel(self._channel, *interceptors)
+        self._stub = intrinsics_pb2_grpc.IntrinsicsStub(calls)
 
     def __enter__(self) -> AloraClient:
         return self

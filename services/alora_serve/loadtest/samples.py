@@ -1,0 +1,81 @@
+"""Every call's exact latency, kept apart from Locust's stats (which round response times
+to 10 ms steps above 100 ms), and the summary a run reports: throughput, p50/p95/p99 per
+call type, errors by gRPC status, goodput."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from collections import Counter
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Sample:
+    name: str  # call type, e.g. "RunIntrinsic/answerability", "Generate/first token"
+    started_at: float  # seconds since the epoch
+    seconds: float
+    code: str  # gRPC status name, "OK" for success
+
+
+class Samples:
+    def __init__(self) -> None:
+        self.kept: list[Sample] = []
+
+    def add(self, sample: Sample) -> None:
+        self.kept.append(sample)
+
+    def write(self, path: Path) -> None:
+        with path.open("w") as out:
+            for sample in self.kept:
+                out.write(json.dumps(asdict(sample)) + "\n")
+
+    @staticmethod
+    def read(path: Path) -> Samples:
+        samples = Samples()
+        with path.open() as lines:
+            samples.kept = [Sample(**json.loads(line)) for line in lines if line.strip()]
+        return samples
+
+
+def _percentile(values: list[float], q: float) -> float:
+    if len(values) == 1:
+        return values[0]
+    return statistics.quantiles(values, n=1000, method="inclusive")[int(q * 1000) - 1]
+
+
+def summarize(samples: Samples, slo_intrinsic_p95_s: float) -> dict[str, Any]:
+    """Per call type: count, errors, throughput and latency percentiles of its successes;
+    errors by status; goodput: intrinsic calls a second that succeeded within the SLO."""
+    kept = samples.kept
+    if not kept:
+        return {"calls": 0, "by_type": {}, "errors_by_code": {}, "duration_s": 0.0}
+    begin = min(s.started_at for s in kept)
+    end = max(s.started_at + s.seconds for s in kept)
+    duration = max(end - begin, 1e-9)
+    by_type: dict[str, Any] = {}
+    for name in sorted({s.name for s in kept}):
+        of_type = [s for s in kept if s.name == name]
+        ok = sorted(s.seconds for s in of_type if s.code == "OK")
+        by_type[name] = {
+            "calls": len(of_type),
+            "errors": len(of_type) - len(ok),
+            "per_s": len(of_type) / duration,
+            **{f"p{q}_s": _percentile(ok, q / 100) if ok else None for q in (50, 95, 99)},
+        }
+    intrinsic = [s for s in kept if s.name.startswith("RunIntrinsic")]
+    good = [s for s in intrinsic if s.code == "OK" and s.seconds <= slo_intrinsic_p95_s]
+    return {
+        "calls": len(kept),
+        "duration_s": duration,
+        "per_s": len(kept) / duration,
+        "by_type": by_type,
+        "errors_by_code": dict(Counter(s.code for s in kept if s.code != "OK")),
+        "goodput": {
+            "slo": f"intrinsic calls within {slo_intrinsic_p95_s:g} s",
+            "per_s": len(good) / duration,
+            "fraction": len(good) / len(intrinsic) if intrinsic else None,
+        },
+    }
