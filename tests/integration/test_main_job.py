@@ -7,6 +7,7 @@ metrics, its log file and the sockets it opens."""
 from __future__ import annotations
 
 import ipaddress
+import json
 import math
 import os
 import re
@@ -338,6 +339,30 @@ def test_the_cli_chat_and_the_readme_grpc_example_work(main_job):
     certainty = re.search(r"uncertainty: \{'certainty': ([\d.]+)\}", example.stdout)
     assert certainty and 0 <= float(certainty.group(1)) <= 1, example.stdout
     assert example.stdout.split("assistant:")[-1].strip()  # the streamed answer
+
+
+def test_a_locust_smoke_run_serves_every_call_type_without_errors(main_job, tmp_path):
+    """`alora-serve loadtest --profile smoke` (about a minute, two users replaying MTRAG
+    conversations over gRPC): no errors, every call type made, and every composed call
+    equal to its intrinsics called alone."""
+    mtrag = Path(__file__).resolve().parents[1] / "data" / "mtrag" / "mtrag_un_reference.jsonl"
+    done = subprocess.run(
+        [
+            *(sys.executable, "-m", "alora_serve.cli", "loadtest", "--profile", "smoke"),
+            *("--target", main_job.grpc_target, "--out", str(tmp_path), "--mtrag", str(mtrag)),
+            "--verify-composed",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert done.returncode == 0 and summary["errors_by_code"] == {}, done.stdout + done.stderr
+    made = {name for name, figures in summary["by_type"].items() if figures["calls"]}
+    assert {"Generate/first token", "Generate/total", "composed equals alone"} <= made, made
+    assert any(name.startswith("RunIntrinsic/") for name in made), made
+    assert "RunIntrinsics/3 composed" in made, made
+    assert (tmp_path / "locust.html").exists() and (tmp_path / "locust_stats.csv").exists()
 
 
 def test_ctrl_c_stops_it_cleanly(main_job):  # last: the job is gone afterwards
