@@ -99,10 +99,13 @@ def _call_name(method: str, request: Any) -> str:
 class RagUser(User):
     """One backend session at a time: a conversation replayed turn by turn."""
 
+    started = 0  # users started in this process: each gets its own seeded choices
+
     def on_start(self) -> None:
         options = self.environment.parsed_options
         self.mix = CallMix.model_validate(json.loads(options.call_mix))
-        self.random = random.Random(f"{options.seed}-{id(self)}")
+        RagUser.started += 1
+        self.random = random.Random(f"{options.seed}-{RagUser.started}")
         self.conversations = load_conversations(Path(options.mtrag))
         tls = None
         if options.tls_ca:

@@ -48,7 +48,10 @@ class LoadProfile(BaseModel):
 
 
 PROFILES: dict[ProfileName, LoadProfile] = {
-    "smoke": LoadProfile(users=2, spawn_rate=1, run_time_s=60, max_calls=400),
+    # Every call type within a minute on two CPU cores: composed calls as often as single.
+    "smoke": LoadProfile(
+        users=2, spawn_rate=1, run_time_s=60, max_calls=400, mix=CallMix(composed_weight=2)
+    ),
     "capacity": LoadProfile(users=8, spawn_rate=0.5, run_time_s=600, max_calls=20_000),
     "overload": LoadProfile(users=24, spawn_rate=4, run_time_s=300, max_calls=20_000),
     "soak": LoadProfile(users=4, spawn_rate=0.5, run_time_s=1800, max_calls=200_000),
