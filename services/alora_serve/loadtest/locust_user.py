@@ -87,6 +87,14 @@ class _Timed(grpc.UnaryUnaryClientInterceptor):
         return outcome
 
 
+def _arguments(intrinsic: str, documents) -> dict[str, str]:
+    """What an intrinsic with an instruction is asked about, as a RAG backend asks it:
+    context relevance judges the turn's first retrieved document."""
+    if intrinsic == "context_relevance" and documents:
+        return {"document_content": documents[0]["text"]}
+    return {}
+
+
 def _call_name(method: str, request: Any) -> str:
     short = method.rsplit("/", 1)[-1]
     if short == "RunIntrinsic":
@@ -165,10 +173,13 @@ class RagUser(User):
         return "".join(text)
 
     def _run(self, intrinsics: list[str], documents) -> list | None:
+        arguments = {name: _arguments(name, documents) for name in intrinsics}
         try:
             if len(intrinsics) == 1:
-                return [self.client.run_intrinsic(intrinsics[0], self.messages, documents)]
-            return self.client.run_intrinsics(intrinsics, self.messages, documents)
+                (name,) = intrinsics
+                call = self.client.run_intrinsic(name, self.messages, documents, arguments[name])
+                return [call]
+            return self.client.run_intrinsics(intrinsics, self.messages, documents, arguments)
         except AloraError:
             return None  # counted by the interceptor
 
