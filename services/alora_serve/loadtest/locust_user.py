@@ -51,6 +51,13 @@ def _keep(name, response_time, exception, context=None, **_kwargs) -> None:
         environment.runner.quit()  # the run's call cap
 
 
+@events.user_error.add_listener
+def _failed_task(user_instance, exception, tb, **_kwargs) -> None:
+    """A task that raised (a bug in the load test, not a call's status) counts as an
+    error of its own kind, so a run never looks clean because its checks broke."""
+    RECORDED.add(Sample("task error", time.time(), 0.0, type(exception).__name__))
+
+
 @events.quitting.add_listener
 def _write(environment, **_kwargs) -> None:
     if environment.parsed_options.samples_out:
@@ -189,9 +196,9 @@ class RagUser(User):
             return
         started_at, started = time.time(), time.perf_counter()
         for result in composed:
-            (alone,) = self._run([result.name], documents) or [None]
+            (alone,) = self._run([result.intrinsic], documents) or [None]
             if alone is None or alone.raw_output != result.raw_output:
-                error = AssertionError(f"{result.name}: composed result differs from alone")
+                error = AssertionError(f"{result.intrinsic}: composed result differs from alone")
                 self._fire("composed equals alone", started_at, 0.0, error)
                 return
         self._fire("composed equals alone", started_at, time.perf_counter() - started, None)
