@@ -193,6 +193,18 @@ def bootstrap_ratio(on: list[float], off: list[float]) -> list[float]:
     return [ratios[int(0.025 * BOOTSTRAP)], ratios[int(0.975 * BOOTSTRAP) - 1]]
 
 
+def paired_ratio(on: list[float], off: list[float]) -> dict:
+    """Median over rounds of on/off within each round (what drifts between rounds
+    cancels), with a 95% bootstrap interval over rounds."""
+    ratios = [a / b for a, b in zip(on, off, strict=True)]
+    pick, medians = random.Random(2), []
+    for _ in range(BOOTSTRAP):
+        medians.append(statistics.median(ratios[pick.randrange(len(ratios))] for _ in ratios))
+    medians.sort()
+    interval = [medians[int(0.025 * BOOTSTRAP)], medians[int(0.975 * BOOTSTRAP) - 1]]
+    return {"median": statistics.median(ratios), "ci95": interval}
+
+
 def analyse(times: dict[str, list[float]], costs: dict, rounds: int) -> dict:
     arms = {arm: summary(samples) for arm, samples in times.items()}
     p50 = {arm: arms[arm]["p50_s"] for arm in ARMS}
@@ -208,6 +220,14 @@ def analyse(times: dict[str, list[float]], costs: dict, rounds: int) -> dict:
         "rounds": rounds,
         "arms": arms,
         "effects_p50_ms": {"front_door": front_door * 1000, "vllm_metrics": vllm * 1000},
+        "paired_ratios": {
+            "on / off": paired_ratio(times["on"], times["off"]),
+            "front door only / off (same engine)": paired_ratio(
+                times["front door only"], times["off"]
+            ),
+            "on / vLLM only (same engine)": paired_ratio(times["on"], times["vLLM only"]),
+            "vLLM only / off (two engines)": paired_ratio(times["vLLM only"], times["off"]),
+        },
         "micro": costs,
         "micro_fraction_of_off_p50": {
             "per_call": per_call_s / p50["off"],
@@ -239,7 +259,7 @@ def quiet_json_logs(path: Path) -> None:
             handler.setStream(path.open("a"))  # open as long as the run
 
 
-def main(rounds: int) -> None:
+def main(rounds: int, metrics_engine_first: bool) -> None:
     from transformers import AutoTokenizer
 
     checkpoint = resolve_model(None)
@@ -251,7 +271,9 @@ def main(rounds: int) -> None:
         catalog = Catalog.from_library(library, checkpoint.name)
         engines: dict[bool, Engine] = {}
         try:
-            for vllm_metrics in (True, False):
+            # Which engine starts first is a factor of its own (where its processes and
+            # memory land): the run can swap it.
+            for vllm_metrics in (metrics_engine_first, not metrics_engine_first):
                 print(f"Starting the engine with vllm_metrics={vllm_metrics} ...", flush=True)
                 config = ENGINE.model_copy(update={"vllm_metrics": vllm_metrics})
                 engines[vllm_metrics] = loop.run_until_complete(
@@ -268,7 +290,9 @@ def main(rounds: int) -> None:
         finally:
             for engine in engines.values():
                 engine.close()
-    write_report("observability_overhead", analyse(times, costs, rounds), plot=_plot)
+    result = {**analyse(times, costs, rounds), "metrics_engine_first": metrics_engine_first}
+    name = "observability_overhead" + ("" if metrics_engine_first else "_swapped")
+    write_report(name, result, plot=_plot)
 
 
 def _plot(result: dict, ax) -> None:
@@ -301,4 +325,10 @@ def _plot(result: dict, ax) -> None:
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=60)
-    main(parser.parse_args().rounds)
+    parser.add_argument(
+        "--metrics-engine-second",
+        action="store_true",
+        help="start the engine without vLLM metrics first (results: *_swapped)",
+    )
+    args = parser.parse_args()
+    main(args.rounds, not args.metrics_engine_second)
