@@ -174,21 +174,21 @@ def load_rule_groups(path: str | Path) -> list[dict]:
     return yaml.safe_load(Path(path).read_text())["groups"]
 
 
-def recording_rules(path: str | Path) -> dict[str, str]:
-    """Recording-rule name -> expression, for every recording rule in a rule file."""
+def _rules(path: str | Path, kind: str) -> dict[str, str]:
+    """Name -> expression of the rules of ``kind`` ("record" or "alert") in a rule file."""
     return {
-        rule["record"]: rule["expr"]
+        rule[kind]: rule["expr"]
         for group in load_rule_groups(path)
         for rule in group["rules"]
-        if "record" in rule
+        if kind in rule
     }
+
+
+def recording_rules(path: str | Path) -> dict[str, str]:
+    """Recording-rule name -> expression, for every recording rule in a rule file."""
+    return _rules(path, "record")
 
 
 def alerting_rules(path: str | Path) -> dict[str, str]:
     """Alert name -> expression, for every alerting rule in a rule file."""
-    return {
-        rule["alert"]: rule["expr"]
-        for group in load_rule_groups(path)
-        for rule in group["rules"]
-        if "alert" in rule
-    }
+    return _rules(path, "alert")

@@ -46,10 +46,6 @@ def main_job() -> Iterator[MainJob]:
         yield job
 
 
-def _console_match(job: MainJob, pattern: str) -> re.Match:
-    return job.console_match(pattern)
-
-
 @pytest.fixture(scope="module")
 def conversation() -> dict:
     """The request of the composed-call tests."""
@@ -112,10 +108,10 @@ def test_the_console_shows_progress_and_the_full_log_keeps_the_rest(main_job):
     noise = [line for line in console if re.search(r"\b(INFO|WARNING|DEBUG)\b|pid=", line)]
     assert not noise, "\n".join(noise)
     for deployment in ("prefill", *WORKERS):
-        _console_match(main_job, rf"^  {deployment} ready after \d+ s; warmed up ")
-    warmed = _console_match(main_job, r"decode-rag-checks ready after \d+ s; warmed up (.*) in ")
+        main_job.console_match(rf"^  {deployment} ready after \d+ s; warmed up ")
+    warmed = main_job.console_match(r"decode-rag-checks ready after \d+ s; warmed up (.*) in ")
     assert set(warmed.group(1).split(", ")) == {*WORKERS["decode-rag-checks"], "base model"}
-    assert _console_match(main_job, r"^alora-serve listening on (\S+)").group(1) == main_job.url
+    assert main_job.console_match(r"^alora-serve listening on (\S+)").group(1) == main_job.url
     logged = main_job.log_path.read_text(errors="replace")
     assert "vLLM" in logged and "Application 'alora' is ready" in logged  # the noise went here
     assert "Self-check: answerability" in logged  # and the progress too
@@ -126,7 +122,7 @@ def test_the_first_calls_are_warm_and_say_they_computed_their_prefix(main_job):
     workers warmed up before they reported ready, and the calls' base KV was computed
     for them (not reused, though a separate base request computed it)."""
     for name in ("answerability", "uncertainty"):
-        usage = _console_match(main_job, rf"Self-check: {name} -> .* \((\d+)/(\d+) prompt tokens")
+        usage = main_job.console_match(rf"Self-check: {name} -> .* \((\d+)/(\d+) prompt tokens")
         assert int(usage.group(1)) == 0 and int(usage.group(2)) > 100
 
 
