@@ -340,13 +340,14 @@ def test_the_cli_chat_and_the_readme_grpc_example_work(main_job):
 def test_a_locust_smoke_run_serves_every_call_type_without_errors(main_job, tmp_path):
     """`alora-serve loadtest --profile smoke` (about a minute, two users replaying MTRAG
     conversations over gRPC): no errors, every call type made, and every composed call
-    equal to its intrinsics called alone."""
+    equal to its intrinsics called alone; meanwhile the server's processes and metrics
+    were watched, and at the end no lease is held and nothing is pinned."""
     mtrag = Path(__file__).resolve().parents[1] / "data" / "mtrag" / "mtrag_un_reference.jsonl"
     done = subprocess.run(
         [
             *(sys.executable, "-m", "alora_serve.cli", "loadtest", "--profile", "smoke"),
             *("--target", main_job.grpc_target, "--out", str(tmp_path), "--mtrag", str(mtrag)),
-            "--verify-composed",
+            *("--metrics-url", main_job.metrics_url, "--verify-composed"),
         ],
         capture_output=True,
         text=True,
@@ -359,6 +360,11 @@ def test_a_locust_smoke_run_serves_every_call_type_without_errors(main_job, tmp_
     assert any(name.startswith("RunIntrinsic/") for name in made), made
     assert "RunIntrinsics/3 composed" in made, made
     assert (tmp_path / "locust.html").exists() and (tmp_path / "locust_stats.csv").exists()
+    engines = [name for name in summary["memory"] if name.startswith("VLLM::Worker")]
+    assert len(engines) == 3, summary["memory"]  # the prefill service and two decode workers
+    end = summary["metrics_at_end"]
+    assert end["replicas"]["decode-answerability"] == 1, end
+    assert end["leases"] == {"": 0} and set(end["kv_store_pinned_bytes"].values()) == {0}, end
 
 
 def test_ctrl_c_stops_it_cleanly(main_job):  # last: the job is gone afterwards

@@ -8,7 +8,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -41,13 +41,16 @@ class MainJob:
 
 
 @contextlib.contextmanager
-def running_main_job(env: Mapping[str, str] | None = None) -> Iterator[MainJob]:
+def running_main_job(
+    env: Mapping[str, str] | None = None, args: Sequence[str] = ()
+) -> Iterator[MainJob]:
+    """``args``: more of ``alora-serve serve``'s options (e.g. ``--topology colocated``)."""
     port, grpc_port, metrics_port = free_port(), free_port(), free_port()
     process = subprocess.Popen(
         [
             *(sys.executable, "-m", "alora_serve.cli", "serve"),
             *("--port", str(port), "--grpc-port", str(grpc_port)),
-            *("--metrics-port", str(metrics_port)),
+            *("--metrics-port", str(metrics_port), *args),
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -17,7 +17,7 @@ import grpc.experimental.gevent as grpc_gevent
 
 grpc_gevent.init_gevent()  # before any channel exists: calls yield to other users
 
-from locust import User, events, task  # noqa: E402 (after the patch)
+from locust import LoadTestShape, User, events, task  # noqa: E402 (after the patch)
 from locust.env import Environment  # noqa: E402
 
 from alora_serve.client import AloraClient, AloraError, ClientTLS  # noqa: E402
@@ -34,6 +34,9 @@ def _options(parser) -> None:
     parser.add_argument("--mtrag", default="tests/data/mtrag/mtrag_un_reference.jsonl")
     parser.add_argument("--call-mix", default="{}", help="CallMix as JSON")
     parser.add_argument("--max-calls", type=int, default=1000)
+    parser.add_argument(
+        "--stages", default='[{"users": 1, "duration_s": 60}]', help="[Stage, ...] as JSON"
+    )
     parser.add_argument("--samples-out", default="")
     parser.add_argument("--token", default="", help="bearer token (or ALORA_TOKEN)")
     parser.add_argument("--tls-ca", default="", help="PEM file of the server's CA")
@@ -109,6 +112,19 @@ def _call_name(method: str, request: Any) -> str:
     if short == "RunIntrinsics":
         return f"RunIntrinsics/{len(request.intrinsics)} composed"
     return short
+
+
+class StagedShape(LoadTestShape):
+    """Steps through the profile's stages (users for seconds), then ends the run."""
+
+    def tick(self) -> tuple[int, float] | None:
+        options = self.runner.environment.parsed_options
+        elapsed = self.get_run_time()
+        for stage in json.loads(options.stages):
+            if elapsed < stage["duration_s"]:
+                return stage["users"], options.spawn_rate
+            elapsed -= stage["duration_s"]
+        return None
 
 
 class RagUser(User):

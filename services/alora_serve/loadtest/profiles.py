@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-ProfileName = Literal["smoke", "capacity", "overload", "soak"]
+ProfileName = Literal["smoke", "capacity", "overload", "soak", "ramp"]
 
 
 class CallMix(BaseModel):
@@ -34,25 +34,102 @@ class CallMix(BaseModel):
         return self
 
 
-class LoadProfile(BaseModel):
-    """Bounds of one run: it always stops by itself (time and call cap)."""
+class Stage(BaseModel):
+    """``users`` users for ``duration_s`` seconds (0 users: idle, e.g. to watch scale-down)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    users: int = Field(ge=1, le=512)
+    users: int = Field(ge=0, le=512)
+    duration_s: int = Field(ge=5)
+
+
+class LoadProfile(BaseModel):
+    """Bounds of one run: stages of user counts, in order; it always stops by itself (the
+    stages' end or the call cap). Each stage's first ``settle_s`` seconds are left out of
+    its figures (users still starting, queues filling)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    stages: list[Stage] = Field(min_length=1)
     spawn_rate: float = Field(gt=0, description="users started per second")
-    run_time_s: int = Field(ge=5, le=4 * 3600)
     max_calls: int = Field(ge=1, description="the run stops after this many calls")
+    settle_s: float = Field(default=10.0, ge=0)
     slo_intrinsic_p95_s: float = Field(default=5.0, gt=0, description="goodput's bound")
+    tolerated_codes: tuple[str, ...] = Field(
+        default=(), description="statuses the run expects (overload: refusals)"
+    )
     mix: CallMix = CallMix()
+
+    @model_validator(mode="after")
+    def _someone_calls(self) -> LoadProfile:
+        if self.users == 0:
+            raise ValueError("at least one stage needs users")
+        if self.run_time_s > 4 * 3600:
+            raise ValueError(f"a run lasts at most 4 h, these stages last {self.run_time_s} s")
+        return self
+
+    @property
+    def users(self) -> int:
+        return max(stage.users for stage in self.stages)
+
+    @property
+    def run_time_s(self) -> int:
+        return sum(stage.duration_s for stage in self.stages)
+
+    def with_users(self, users: int) -> LoadProfile:
+        """The same stages scaled so that the busiest has ``users`` (a stage with users
+        keeps at least one)."""
+        factor = users / self.users
+        stages = [
+            s.model_copy(update={"users": max(min(s.users, 1), round(s.users * factor))})
+            for s in self.stages
+        ]
+        return self.model_copy(update={"stages": stages})
+
+    def with_run_time(self, seconds: int) -> LoadProfile:
+        """The same stages, each stretched or shrunk in proportion."""
+        factor = seconds / self.run_time_s
+        stages = [
+            s.model_copy(update={"duration_s": max(5, round(s.duration_s * factor))})
+            for s in self.stages
+        ]
+        return self.model_copy(update={"stages": stages})
+
+
+def _steady(users: int, seconds: int) -> list[Stage]:
+    return [Stage(users=users, duration_s=seconds)]
 
 
 PROFILES: dict[ProfileName, LoadProfile] = {
     # Every call type within a minute on two CPU cores: composed calls as often as single.
     "smoke": LoadProfile(
-        users=2, spawn_rate=1, run_time_s=60, max_calls=400, mix=CallMix(composed_weight=2)
+        stages=_steady(2, 60), spawn_rate=1, max_calls=400, mix=CallMix(composed_weight=2)
     ),
-    "capacity": LoadProfile(users=8, spawn_rate=0.5, run_time_s=600, max_calls=20_000),
-    "overload": LoadProfile(users=24, spawn_rate=4, run_time_s=300, max_calls=20_000),
-    "soak": LoadProfile(users=4, spawn_rate=0.5, run_time_s=1800, max_calls=200_000),
+    # Steps of users; the report names the busiest step with no errors and intrinsic p95
+    # within the SLO: the machine's capacity.
+    "capacity": LoadProfile(
+        stages=[Stage(users=u, duration_s=75) for u in (1, 2, 4, 6, 8, 12)],
+        spawn_rate=2,
+        max_calls=50_000,
+    ),
+    # Three times the users of capacity's busiest step, then one user: refusals must be
+    # quick, and the last stage shows recovery. ``--users``: 3x the measured capacity.
+    "overload": LoadProfile(
+        stages=[Stage(users=36, duration_s=180), Stage(users=1, duration_s=90)],
+        spawn_rate=6,
+        max_calls=50_000,
+        tolerated_codes=("RESOURCE_EXHAUSTED",),
+    ),
+    "soak": LoadProfile(stages=_steady(4, 1800), spawn_rate=0.5, max_calls=500_000),
+    # For autoscaling (topology/autoscaling.yaml): calm, busy long enough for Serve to
+    # add a replica, calm again long enough for it to remove one.
+    "ramp": LoadProfile(
+        stages=[
+            Stage(users=1, duration_s=60),
+            Stage(users=6, duration_s=240),
+            Stage(users=1, duration_s=180),
+        ],
+        spawn_rate=1,
+        max_calls=50_000,
+    ),
 }

@@ -7,14 +7,20 @@ import ipaddress
 import json
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
+from alora_serve.loadtest import watch
 from alora_serve.loadtest.profiles import LoadProfile
-from alora_serve.loadtest.samples import Samples, summarize
+from alora_serve.loadtest.report import plot
+from alora_serve.loadtest.samples import Samples, capacity, summarize, summarize_stages
 
 LOCUSTFILE = Path(__file__).with_name("locust_user.py")
 STOP_TIMEOUT_S = 130  # users finish the call in flight (its deadline is 120 s)
+SAMPLE_EVERY_S = 5.0  # memory and metrics (Ray publishes replicas' metrics every 5 s)
+WATCH_AFTER_S = 30.0  # after the last call: leases released, pinned blocks freed, scaled down
 
 
 @dataclass(frozen=True)
@@ -26,13 +32,14 @@ class LoadRun:
     token: str = ""
     tls_ca: str = ""
     verify_composed: bool = False
+    metrics_url: str = "http://127.0.0.1:9464/metrics"  # the main job's scrape endpoint
 
     def command(self) -> list[str]:
         profile, out = self.profile, self.out
         return [
             *(sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless"),
-            *("--host", self.target, "--users", str(profile.users)),
-            *("--spawn-rate", str(profile.spawn_rate), "--run-time", f"{profile.run_time_s}s"),
+            *("--host", self.target, "--spawn-rate", str(profile.spawn_rate)),
+            *("--stages", json.dumps([stage.model_dump() for stage in profile.stages])),
             *("--stop-timeout", str(STOP_TIMEOUT_S), "--only-summary"),
             *("--csv", str(out / "locust"), "--html", str(out / "locust.html")),
             *("--mtrag", str(self.mtrag), "--max-calls", str(profile.max_calls)),
@@ -56,49 +63,39 @@ def require_loopback(target: str) -> None:
 
 
 def run(load: LoadRun) -> dict:
-    """Runs Locust to its end (time, call cap) and returns the summary it wrote."""
+    """Runs Locust to its end (stages, call cap), watching the server's processes and
+    metrics, and returns the summary it wrote."""
     require_loopback(load.target)
+    require_loopback(urlsplit(load.metrics_url).netloc)
     load.out.mkdir(parents=True, exist_ok=True)
-    done = subprocess.run(load.command(), check=False)
-    samples = Samples.read(load.out / "samples.jsonl")
+    profile = load.profile
+    with (
+        watch.sampling(load.out / "memory.jsonl", watch.process_memory, SAMPLE_EVERY_S),
+        watch.sampling(
+            load.out / "metrics.jsonl", lambda: watch.scrape(load.metrics_url), SAMPLE_EVERY_S
+        ),
+    ):
+        done = subprocess.run(load.command(), check=False)
+        time.sleep(WATCH_AFTER_S)
+    kept = Samples.read(load.out / "samples.jsonl").kept
+    stages = summarize_stages(
+        kept,
+        [s.model_dump() for s in profile.stages],
+        profile.settle_s,
+        profile.slo_intrinsic_p95_s,
+    )
+    metrics = watch.read_records(load.out / "metrics.jsonl")
+    memory = watch.read_records(load.out / "memory.jsonl")
     summary = {
         "target": load.target,
-        "profile": load.profile.model_dump(),
+        "profile": profile.model_dump(),
         "locust_exit_code": done.returncode,
-        **summarize(samples, load.profile.slo_intrinsic_p95_s),
+        **summarize(kept, profile.slo_intrinsic_p95_s),
+        "stages": stages,
+        "capacity": capacity(stages, profile.slo_intrinsic_p95_s),
+        "memory": watch.memory_growth(memory, profile.settle_s),
+        "metrics_at_end": metrics[-1] if metrics else None,
     }
     (load.out / "summary.json").write_text(json.dumps(summary, indent=2))
-    _plot(samples, load.out / "summary.png")
+    plot(kept, metrics, memory, load.out / "summary.png")
     return summary
-
-
-def _plot(samples: Samples, path: Path) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    if not samples.kept:
-        return
-    begin = min(s.started_at for s in samples.kept)
-    figure, (latency, rate) = plt.subplots(2, 1, figsize=(10, 7), sharex=True)
-    for name in sorted({s.name for s in samples.kept}):
-        of_type = [s for s in samples.kept if s.name == name and s.code == "OK"]
-        latency.plot(
-            [s.started_at - begin for s in of_type],
-            [s.seconds for s in of_type],
-            ".",
-            label=name,
-            markersize=3,
-        )
-    latency.set_ylabel("seconds (each call)")
-    latency.legend(fontsize=7)
-    ends = sorted(s.started_at + s.seconds - begin for s in samples.kept)
-    failed = sorted(s.started_at + s.seconds - begin for s in samples.kept if s.code != "OK")
-    rate.hist([ends, failed], bins=30, label=["finished", "failed"])
-    rate.set_xlabel("seconds into the run")
-    rate.set_ylabel("calls per bin")
-    rate.legend(fontsize=7)
-    figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)

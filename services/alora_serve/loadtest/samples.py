@@ -46,14 +46,19 @@ def _percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=1000, method="inclusive")[int(q * 1000) - 1]
 
 
-def summarize(samples: Samples, slo_intrinsic_p95_s: float) -> dict[str, Any]:
+def summarize(
+    kept: list[Sample], slo_intrinsic_p95_s: float, window: tuple[float, float] | None = None
+) -> dict[str, Any]:
     """Per call type: count, errors, throughput and latency percentiles of its successes;
-    errors by status; goodput: intrinsic calls a second that succeeded within the SLO."""
-    kept = samples.kept
+    errors by status; goodput: intrinsic calls a second that succeeded within the SLO.
+    Rates are over ``window`` (begin, end) when given, else from the first call's start to
+    the last one's end."""
     if not kept:
         return {"calls": 0, "by_type": {}, "errors_by_code": {}, "duration_s": 0.0}
-    begin = min(s.started_at for s in kept)
-    end = max(s.started_at + s.seconds for s in kept)
+    begin, end = window or (
+        min(s.started_at for s in kept),
+        max(s.started_at + s.seconds for s in kept),
+    )
     duration = max(end - begin, 1e-9)
     by_type: dict[str, Any] = {}
     for name in sorted({s.name for s in kept}):
@@ -65,7 +70,7 @@ def summarize(samples: Samples, slo_intrinsic_p95_s: float) -> dict[str, Any]:
             "per_s": len(of_type) / duration,
             **{f"p{q}_s": _percentile(ok, q / 100) if ok else None for q in (50, 95, 99)},
         }
-    intrinsic = [s for s in kept if s.name.startswith("RunIntrinsic")]
+    intrinsic = _intrinsic(kept)
     good = [s for s in intrinsic if s.code == "OK" and s.seconds <= slo_intrinsic_p95_s]
     return {
         "calls": len(kept),
@@ -78,4 +83,52 @@ def summarize(samples: Samples, slo_intrinsic_p95_s: float) -> dict[str, Any]:
             "per_s": len(good) / duration,
             "fraction": len(good) / len(intrinsic) if intrinsic else None,
         },
+    }
+
+
+def _intrinsic(kept: list[Sample]) -> list[Sample]:
+    return [s for s in kept if s.name.startswith("RunIntrinsic")]
+
+
+def summarize_stages(
+    kept: list[Sample], stages: list[dict], settle_s: float, slo_intrinsic_p95_s: float
+) -> list[dict[str, Any]]:
+    """One summary per stage ({"users", "duration_s"}, in order from the run's first
+    call) of the calls started in it after its first ``settle_s`` seconds, with the
+    intrinsic calls' p95 over all intrinsics."""
+    if not kept:
+        return []
+    begin, summaries = min(s.started_at for s in kept), []
+    for stage in stages:
+        window = (begin + settle_s, begin + stage["duration_s"])
+        within = [s for s in kept if window[0] <= s.started_at < window[1]]
+        ok = sorted(s.seconds for s in _intrinsic(within) if s.code == "OK")
+        summaries.append(
+            {
+                **stage,
+                "intrinsic_calls_per_s": len(_intrinsic(within)) / (window[1] - window[0]),
+                "intrinsic_p95_s": _percentile(ok, 0.95) if ok else None,
+                **summarize(within, slo_intrinsic_p95_s, window),
+            }
+        )
+        begin += stage["duration_s"]
+    return summaries
+
+
+def capacity(stages: list[dict[str, Any]], slo_intrinsic_p95_s: float) -> dict[str, Any] | None:
+    """The busiest stage (most intrinsic calls a second) with no errors and intrinsic p95 within
+    the SLO, or None when no stage was."""
+    healthy = [
+        s
+        for s in stages
+        if s["calls"]
+        and not s["errors_by_code"]
+        and s["intrinsic_p95_s"] is not None
+        and s["intrinsic_p95_s"] <= slo_intrinsic_p95_s
+    ]
+    if not healthy:
+        return None
+    best = max(healthy, key=lambda s: s["intrinsic_calls_per_s"])
+    return {
+        key: best[key] for key in ("users", "per_s", "intrinsic_calls_per_s", "intrinsic_p95_s")
     }

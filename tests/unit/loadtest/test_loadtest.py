@@ -10,9 +10,9 @@ import pytest
 from pydantic import ValidationError
 
 from alora_serve.loadtest.conversations import load_conversations
-from alora_serve.loadtest.profiles import PROFILES, CallMix, LoadProfile
+from alora_serve.loadtest.profiles import PROFILES, CallMix, LoadProfile, Stage
 from alora_serve.loadtest.runner import LoadRun, require_loopback
-from alora_serve.loadtest.samples import Sample, Samples, summarize
+from alora_serve.loadtest.samples import Sample, Samples, capacity, summarize, summarize_stages
 from tests.support.conversations import MTRAG
 
 
@@ -51,20 +51,38 @@ def test_any_other_target_is_refused(target: str) -> None:
 
 
 def test_every_profile_is_bounded_and_mixes_are_checked() -> None:
-    assert set(PROFILES) == {"smoke", "capacity", "overload", "soak"}
+    assert set(PROFILES) == {"smoke", "capacity", "overload", "soak", "ramp"}
     assert PROFILES["soak"].run_time_s >= 1800
     with pytest.raises(ValidationError):
         CallMix(single_weight=0, composed_weight=0)
-    with pytest.raises(ValidationError):
-        LoadProfile(users=0, spawn_rate=1, run_time_s=60, max_calls=10)
+    with pytest.raises(ValidationError, match="at least one stage needs users"):
+        LoadProfile(stages=[Stage(users=0, duration_s=60)], spawn_rate=1, max_calls=10)
+    with pytest.raises(ValidationError, match="at most 4 h"):
+        LoadProfile(stages=[Stage(users=1, duration_s=5 * 3600)], spawn_rate=1, max_calls=10)
+
+
+def test_overrides_scale_every_stage_in_proportion() -> None:
+    overload = PROFILES["overload"]  # a busy stage, then one user to show recovery
+    scaled = overload.with_users(12).with_run_time(overload.run_time_s * 2)
+    assert [s.users for s in scaled.stages] == [12, 1]
+    assert [s.duration_s for s in scaled.stages] == [2 * s.duration_s for s in overload.stages]
+    assert scaled.users == 12 and scaled.run_time_s == 2 * overload.run_time_s
+    idle = LoadProfile(
+        stages=[Stage(users=4, duration_s=30), Stage(users=0, duration_s=30)],
+        spawn_rate=1,
+        max_calls=10,
+    )
+    assert [s.users for s in idle.with_users(8).stages] == [8, 0]
 
 
 def test_the_command_carries_every_bound_and_option(tmp_path: Path) -> None:
     load = LoadRun("127.0.0.1:50051", PROFILES["smoke"], tmp_path, MTRAG, verify_composed=True)
     command = load.command()
     joined = " ".join(command)
-    for part in ("--headless", "--users 2", "--run-time 60s", "--max-calls 400"):
+    for part in ("--headless", "--spawn-rate 1", "--max-calls 400"):
         assert part in joined
+    stages = json.loads(command[command.index("--stages") + 1])
+    assert stages == [{"users": 2, "duration_s": 60}]
     assert "--verify-composed" in command
     mix = json.loads(command[command.index("--call-mix") + 1])
     assert mix["composed"] == ["answerability", "uncertainty", "context_relevance"]
@@ -76,7 +94,7 @@ def test_summaries_use_exact_samples_per_call_type() -> None:
         samples.add(Sample("RunIntrinsic/answerability", 1000.0 + i, (i + 1) / 1000, "OK"))
     samples.add(Sample("RunIntrinsic/answerability", 1100.0, 9.0, "RESOURCE_EXHAUSTED"))
     samples.add(Sample("Generate/total", 1050.0, 0.5, "OK"))
-    summary = summarize(samples, slo_intrinsic_p95_s=0.05)
+    summary = summarize(samples.kept, slo_intrinsic_p95_s=0.05)
     intrinsic = summary["by_type"]["RunIntrinsic/answerability"]
     assert (intrinsic["calls"], intrinsic["errors"]) == (101, 1)
     assert intrinsic["p50_s"] == pytest.approx(0.0505)
@@ -91,3 +109,35 @@ def test_samples_round_trip_through_jsonl(tmp_path: Path) -> None:
     samples.add(Sample("Generate/first token", 1.5, 0.25, "OK"))
     samples.write(tmp_path / "s.jsonl")
     assert Samples.read(tmp_path / "s.jsonl").kept == samples.kept
+
+
+def _stepped_run() -> list[Sample]:
+    """Two stages of 60 s from t=1000: a calm one (1 s calls) and one where the
+    intrinsic calls slow to 8 s and some are refused."""
+    kept = []
+    for second in range(60):
+        kept.append(Sample("RunIntrinsic/answerability", 1000.0 + second, 1.0, "OK"))
+        kept.append(Sample("Generate/total", 1000.0 + second, 2.0, "OK"))
+    for second in range(60):
+        code = "RESOURCE_EXHAUSTED" if second % 10 == 0 else "OK"
+        kept.append(Sample("RunIntrinsic/answerability", 1060.0 + second, 8.0, code))
+        kept.append(Sample("RunIntrinsic/answerability", 1060.5 + second, 8.0, "OK"))
+    return kept
+
+
+def test_stages_are_summarized_apart_and_capacity_is_the_busiest_healthy_one() -> None:
+    stages = [{"users": 1, "duration_s": 60}, {"users": 4, "duration_s": 60}]
+    summaries = summarize_stages(_stepped_run(), stages, settle_s=10, slo_intrinsic_p95_s=5)
+    calm, busy = summaries
+    assert calm["calls"] == 2 * 50 and calm["intrinsic_calls_per_s"] == pytest.approx(1.0)
+    assert calm["intrinsic_p95_s"] == pytest.approx(1.0) and not calm["errors_by_code"]
+    assert busy["intrinsic_calls_per_s"] == pytest.approx(2.0)
+    assert busy["errors_by_code"] == {"RESOURCE_EXHAUSTED": 5}
+    # the busy stage is busier but fails (errors, p95 over the SLO): capacity is the calm one
+    assert capacity(summaries, slo_intrinsic_p95_s=5) == {
+        "users": 1,
+        "per_s": pytest.approx(2.0),
+        "intrinsic_calls_per_s": pytest.approx(1.0),
+        "intrinsic_p95_s": pytest.approx(1.0),
+    }
+    assert capacity(summaries[1:], slo_intrinsic_p95_s=5) is None

@@ -79,3 +79,18 @@ def test_a_gateway_is_turned_off_by_leaving_it_out_not_by_a_flag() -> None:
     with pytest.raises(ValidationError, match=r"gateway\.enabled"):
         TopologyConfig.model_validate({"gateway": {"enabled": False}})
     assert TopologyConfig.model_validate({"gateway": None}).gateway is None
+
+
+def test_the_autoscaling_example_is_the_embedded_default_with_one_scaled_decode_group() -> None:
+    from alora_serve.topology.config import EMBEDDED_CONFIG
+
+    scaled = load_topology(EMBEDDED_CONFIG.with_name("autoscaling.yaml"))
+    embedded = load_topology()
+    answerability = scaled.decode[0]
+    assert answerability.name == "answerability"
+    assert answerability.scaling.autoscaling is not None
+    options = answerability.scaling.deployment_options()["autoscaling_config"]
+    assert (options["min_replicas"], options["max_replicas"]) == (1, 2)
+    unscaled = scaled.decode[0].model_copy(update={"scaling": embedded.decode[0].scaling})
+    same = scaled.model_copy(update={"decode": [unscaled, *scaled.decode[1:]]})
+    assert same == embedded

@@ -1,0 +1,65 @@
+"""The documented load-test runs: a main job started as a user starts it, then
+``alora-serve loadtest`` against it, as a user runs it; the run's summary and plot are
+kept as ``bench/results/loadtest_<name>.{json,png}``.
+
+    python -m bench.loadtests capacity                          # embedded default
+    python -m bench.loadtests capacity --topology colocated
+    python -m bench.loadtests overload --users 24               # 3x capacity's users
+    python -m bench.loadtests soak --users 3                    # 70% of capacity
+    python -m bench.loadtests ramp --config services/alora_serve/topology/autoscaling.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+import typing
+from pathlib import Path
+
+from alora_serve.loadtest.profiles import ProfileName
+from bench.report import RESULTS
+from tests.support.main_job import running_main_job
+
+KEPT = ("summary.json", "summary.png")
+
+
+def main(profile: str, name: str, serve_args: list[str], load_args: list[str]) -> int:
+    with tempfile.TemporaryDirectory() as tmp, running_main_job(args=serve_args) as job:
+        out = Path(tmp)
+        print(f"Main job up ({' '.join(serve_args) or 'embedded default'}); {profile} ...")
+        done = subprocess.run(
+            [
+                *(sys.executable, "-m", "alora_serve.cli", "loadtest", "--profile", profile),
+                *("--target", job.grpc_target, "--metrics-url", job.metrics_url),
+                *("--out", str(out), *load_args),
+            ],
+            check=False,
+        )
+        summary = json.loads((out / "summary.json").read_text())
+        summary["server"] = {"serve_args": serve_args, "log": str(job.log_path)}
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / f"loadtest_{name}.json").write_text(json.dumps(summary, indent=2))
+        shutil.copy(out / "summary.png", RESULTS / f"loadtest_{name}.png")
+        print(f"Wrote {RESULTS}/loadtest_{name}.json and .png")
+    return done.returncode
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("profile", choices=typing.get_args(ProfileName))
+    parser.add_argument("--topology", choices=["colocated", "disaggregated"])
+    parser.add_argument("--config", help="topology YAML (default: the embedded one)")
+    parser.add_argument("--users", type=int, help="scale the profile to this many users")
+    parser.add_argument("--run-time", type=int, help="scale the profile to these seconds")
+    parser.add_argument("--name", help="results name (default: profile and topology)")
+    args = parser.parse_args()
+    serve_args = [*(["--topology", args.topology] if args.topology else [])]
+    serve_args += ["--config", args.config] if args.config else []
+    load_args = [*(["--users", str(args.users)] if args.users else [])]
+    load_args += ["--run-time", str(args.run_time)] if args.run_time else []
+    name = args.name or "_".join([args.profile, args.topology or "disaggregated"])
+    sys.exit(main(args.profile, name, serve_args, load_args))

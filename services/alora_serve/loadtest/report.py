@@ -1,0 +1,73 @@
+"""A run's plot over time: each call's latency, calls finished and failed, and what the
+server said meanwhile (replicas and queues per deployment, memory of its processes)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alora_serve.loadtest.samples import Sample
+
+BINS = 40
+
+
+def plot(kept: list[Sample], metrics: list[dict], memory: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    if not kept:
+        return
+    begin = min(s.started_at for s in kept)
+    figure, axes = plt.subplots(4, 1, figsize=(10, 11), sharex=True)
+    _latency(axes[0], kept, begin)
+    _calls(axes[1], kept, begin)
+    _deployments(axes[2], metrics, begin)
+    _memory(axes[3], memory, begin)
+    axes[-1].set_xlabel("seconds into the run")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def _latency(ax, kept: list[Sample], begin: float) -> None:
+    for name in sorted({s.name for s in kept}):
+        ok = [s for s in kept if s.name == name and s.code == "OK"]
+        ax.plot([s.started_at - begin for s in ok], [s.seconds for s in ok], ".", label=name, ms=3)
+    ax.set_ylabel("seconds (each call)")
+    ax.legend(fontsize=7)
+
+
+def _calls(ax, kept: list[Sample], begin: float) -> None:
+    ends = [s.started_at + s.seconds - begin for s in kept]
+    failed = [s.started_at + s.seconds - begin for s in kept if s.code != "OK"]
+    ax.hist([ends, failed], bins=BINS, label=["finished", "failed"])
+    ax.set_ylabel("calls per bin")
+    ax.legend(fontsize=7)
+
+
+def _deployments(ax, metrics: list[dict], begin: float) -> None:
+    """Healthy replicas (solid) and calls waiting or running (dotted) per deployment."""
+    records = [r for r in metrics if "error" not in r]
+    deployments = sorted({d for r in records for d in r.get("replicas", {})})
+    for deployment in deployments:
+        t = [r["t"] - begin for r in records]
+        replicas = [r.get("replicas", {}).get(deployment, 0) for r in records]
+        load = [
+            r.get("queued", {}).get(deployment, 0) + r.get("processing", {}).get(deployment, 0)
+            for r in records
+        ]
+        (line,) = ax.plot(t, replicas, "-", label=f"{deployment} replicas")
+        ax.plot(t, load, ":", color=line.get_color(), label=f"{deployment} queued+running")
+    ax.set_ylabel("replicas / calls")
+    if deployments:
+        ax.legend(fontsize=6, ncol=2)
+
+
+def _memory(ax, memory: list[dict], begin: float) -> None:
+    records = [r for r in memory if "error" not in r]
+    t = [r["t"] - begin for r in records]
+    total = [sum(v for k, v in r.items() if k != "t") / 2**30 for r in records]
+    ax.plot(t, total, "-", label="all topology processes")
+    ax.set_ylabel("RSS, GiB")
+    ax.legend(fontsize=7)

@@ -1,0 +1,123 @@
+"""What a run watches on the server's side while Locust calls it: the memory (RSS) of
+every process of the topology, and chosen series of its Prometheus endpoint, sampled on
+a fixed period into JSON lines."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import urllib.request
+from collections import defaultdict
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import psutil
+from prometheus_client.parser import text_string_to_metric_families
+
+# Processes of a topology on this host: by the title Ray and vLLM give them, and the
+# main job's own command line.
+PROCESS_TITLES = ("ray::", "VLLM::")
+PROCESS_COMMANDS = ("raylet", "gcs_server", "alora-serve serve", "alora_serve.cli serve")
+# series -> (the scraped sample's name, the label it is summed by, "" for one total)
+SERIES = {
+    "replicas": ("ray_serve_deployment_replica_healthy", "deployment"),
+    "target_replicas": ("ray_serve_autoscaling_target_replicas", "deployment"),
+    "queued": ("ray_serve_deployment_queued_queries", "deployment"),
+    "processing": ("ray_serve_replica_processing_queries", "deployment"),
+    "gateway_in_flight": ("ray_alora_gateway_in_flight_calls", ""),
+    "leases": ("ray_alora_prefill_leases", ""),
+    "kv_store_pinned_bytes": ("ray_alora_kv_store_pinned_bytes", "role"),
+    "kv_store_bytes": ("ray_alora_kv_store_bytes", "role"),
+}
+
+
+def process_memory() -> dict:
+    """RSS in bytes of every topology process now, by "name (pid)"."""
+    rss = {}
+    for process in psutil.process_iter(["pid", "cmdline"]):
+        name = _topology_process(process.info["cmdline"] or [])
+        if name is None:
+            continue
+        try:
+            rss[f"{name} ({process.info['pid']})"] = process.memory_info().rss
+        except psutil.Error:  # it ended between listing and reading
+            continue
+    return rss
+
+
+def _topology_process(cmdline: list[str]) -> str | None:
+    title = " ".join(" ".join(cmdline).split())  # process titles come padded with spaces
+    if title.startswith(PROCESS_TITLES):
+        return title[:60]
+    return next((command for command in PROCESS_COMMANDS if command in title), None)
+
+
+def scrape(url: str) -> dict:
+    """The chosen series now, summed by their label: {series: {label value: number}}."""
+    with urllib.request.urlopen(url, timeout=10) as response:
+        text = response.read().decode()
+    wanted = {name: (series, label) for series, (name, label) in SERIES.items()}
+    values: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name in wanted:
+                series, label = wanted[sample.name]
+                values[series][sample.labels.get(label, "") if label else ""] += sample.value
+    return {series: dict(by) for series, by in values.items()}
+
+
+@contextmanager
+def sampling(path: Path, read: Callable[[], dict], every_s: float) -> Iterator[None]:
+    """Writes ``{"t": seconds since the epoch, **read()}`` to ``path`` every ``every_s``
+    seconds while the block runs; a failed read is written as its error."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        with path.open("w") as out:
+            while True:
+                try:
+                    record = {"t": time.time(), **read()}
+                except OSError as error:  # the server not (yet) answering
+                    record = {"t": time.time(), "error": str(error)}
+                out.write(json.dumps(record) + "\n")
+                out.flush()
+                if stop.wait(every_s):
+                    return
+
+    thread = threading.Thread(target=loop, name=f"sampling {path.name}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def read_records(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def memory_growth(records: list[dict], settle_s: float) -> dict[str, dict[str, float]]:
+    """Per process seen from start to end: RSS after ``settle_s`` (median of the first
+    five samples from then), at the end (median of the last five), and the growth."""
+    if not records:
+        return {}
+    begin = records[0]["t"] + settle_s
+    steady = [r for r in records if r["t"] >= begin and "error" not in r]
+    growth = {}
+    for name in steady[0] if steady else {}:
+        series = [r[name] for r in steady if name in r]
+        if name == "t" or len(series) < 10 or name not in steady[-1]:
+            continue
+        first, last = sorted(series[:5])[2], sorted(series[-5:])[2]
+        growth[name] = {
+            "first_mib": first / 2**20,
+            "last_mib": last / 2**20,
+            "max_mib": max(series) / 2**20,
+            "growth_mib": (last - first) / 2**20,
+        }
+    return growth

@@ -1,0 +1,94 @@
+"""What a load test watches on the server's side: a real Prometheus endpoint
+(prometheus_client's server on loopback) sampled into JSON lines, and process memory."""
+
+from __future__ import annotations
+
+import itertools
+import time
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry, Gauge, start_http_server
+
+from alora_serve.loadtest import watch
+
+
+@pytest.fixture
+def endpoint():
+    registry = CollectorRegistry()
+    healthy = Gauge(
+        "ray_serve_deployment_replica_healthy",
+        "",
+        ["deployment", "replica"],
+        registry=registry,
+    )
+    healthy.labels("answerability", "a").set(1)
+    healthy.labels("answerability", "b").set(1)
+    healthy.labels("prefill", "c").set(1)
+    Gauge("ray_alora_prefill_leases", "", ["role"], registry=registry).labels("prefill").set(3)
+    Gauge("ray_something_else", "", registry=registry).set(7)
+    server, thread = start_http_server(0, addr="127.0.0.1", registry=registry)
+    yield f"http://127.0.0.1:{server.server_port}/metrics", healthy
+    server.shutdown()
+    thread.join()
+
+
+def test_a_scrape_sums_the_chosen_series_by_their_label(endpoint) -> None:
+    url, _ = endpoint
+    assert watch.scrape(url) == {
+        "replicas": {"answerability": 2.0, "prefill": 1.0},
+        "leases": {"": 3.0},
+    }
+
+
+def test_sampling_writes_a_record_per_period_and_keeps_going_on_errors(
+    endpoint, tmp_path: Path
+) -> None:
+    url, healthy = endpoint
+    path = tmp_path / "metrics.jsonl"
+    reads = iter([lambda: watch.scrape(url), lambda: watch.scrape("http://127.0.0.1:9/x")])
+
+    def read() -> dict:
+        return next(reads, lambda: watch.scrape(url))()
+
+    with watch.sampling(path, read, every_s=0.05):
+        time.sleep(0.3)
+        healthy.labels("answerability", "b").set(0)  # scaled down
+        time.sleep(0.3)
+    records = watch.read_records(path)
+    assert len(records) >= 5
+    assert records[0]["replicas"]["answerability"] == 2.0
+    assert "error" in records[1]  # nothing listens on port 9: recorded, sampling goes on
+    assert records[-1]["replicas"]["answerability"] == 1.0
+    assert all(a["t"] < b["t"] for a, b in itertools.pairwise(records))
+
+
+def test_memory_growth_compares_the_steady_start_with_the_end() -> None:
+    mib = 2**20
+    records = [
+        {"t": float(t), "VLLM::Worker (1)": (100 + t) * mib, "raylet (2)": 50 * mib}
+        for t in range(0, 100, 5)
+    ]
+    records.append({"t": 101.0, "raylet (2)": 50 * mib})  # the worker ended: not compared
+    growth = watch.memory_growth(records, settle_s=20)
+    assert set(growth) == {"raylet (2)"}
+    assert growth["raylet (2)"]["growth_mib"] == 0
+    growth = watch.memory_growth(records[:-1], settle_s=20)
+    worker = growth["VLLM::Worker (1)"]
+    assert worker["first_mib"] == 130 and worker["last_mib"] == 185  # medians of five
+    assert worker["growth_mib"] == 55 and worker["max_mib"] == 195
+
+
+@pytest.mark.parametrize(
+    ("cmdline", "name"),
+    [
+        (["VLLM::EngineCore" + " " * 40], "VLLM::EngineCore"),
+        (["ray::ServeReplica:alora:prefill"], "ray::ServeReplica:alora:prefill"),
+        (["/env/lib/python3.11/site-packages/ray/core/src/ray/raylet/raylet", "--x"], "raylet"),
+        (["/env/bin/python", "/env/bin/alora-serve", "serve"], "alora-serve serve"),
+        (["/env/bin/python", "/env/bin/alora-serve", "loadtest"], None),
+        (["/env/bin/python", "-m", "locust", "-f", "x.py"], None),
+    ],
+)
+def test_topology_processes_are_known_by_their_titles(cmdline: list[str], name) -> None:
+    assert watch._topology_process(cmdline) == name
