@@ -86,6 +86,12 @@ def _parser() -> argparse.ArgumentParser:
     load.add_argument("--users", type=int, help="scale the profile's stages to this many users")
     load.add_argument("--run-time", type=int, help="scale the profile's stages to these seconds")
     load.add_argument(
+        "--capacity",
+        type=float,
+        help="intrinsic calls a second the capacity profile measured (overload and soak "
+        "offer a share of it)",
+    )
+    load.add_argument(
         "--metrics-url",
         default="http://127.0.0.1:9464/metrics",
         help="the server's Prometheus endpoint, sampled during the run (loopback)",
@@ -160,6 +166,7 @@ def _loadtest(args: argparse.Namespace) -> int:
         *(args.target, profile, out, Path(args.mtrag), args.token, args.tls_ca),
         verify_composed=args.verify_composed,
         metrics_url=args.metrics_url,
+        capacity_per_s=args.capacity,
     )
     summary = run(load)
     shown = ("calls", "per_s", "errors_by_code", "goodput", "capacity")

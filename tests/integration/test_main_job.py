@@ -25,6 +25,7 @@ import pytest
 
 from alora_serve.client import AloraClient
 from alora_serve.intrinsics.builtins import builtin_names
+from alora_serve.topology.config import load_topology
 from alora_serve.topology.metrics import PUBLISH_INTERVAL_S
 from tests.support.builtin_calls import (
     LORA_WORKER,
@@ -37,6 +38,7 @@ from tests.support.main_job import MainJob, running_main_job
 pytestmark = pytest.mark.engine
 
 CALL_TIMEOUT_S = 100  # a stalled lease waits 120 s before it falls back: fails first
+MAX_IN_FLIGHT = load_topology().gateway.max_in_flight  # the embedded default's admission limit
 WORKERS = {"decode-answerability": ["answerability"], "decode-rag-checks": LORA_WORKER}
 
 
@@ -189,7 +191,7 @@ def test_mixed_instruction_subsets_on_one_worker_compose_exactly_without_recompu
     subsets = mixed_subsets(LORA_WORKER)
     assert len(subsets) == 24
     in_place = metric(main_job, "alora_transfer_seconds_count", "decode-rag-checks")
-    with ThreadPoolExecutor(len(subsets)) as pool:
+    with ThreadPoolExecutor(MAX_IN_FLIGHT) as pool:  # more at once would be refused
         answers = list(pool.map(lambda s: run(main_job, s, conversation), subsets))
     for subset, (results, _) in zip(subsets, answers, strict=True):
         assert [r["name"] for r in results] == subset

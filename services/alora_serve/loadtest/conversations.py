@@ -56,3 +56,16 @@ def _documents(task: dict, max_documents: int) -> tuple[dict[str, str], ...]:
         {"doc_id": str(c["document_id"]), "text": c["text"][:MAX_DOCUMENT_CHARS]}
         for c in task["contexts"][:max_documents]
     )
+
+
+def turn_arguments(intrinsics: list[str], documents: tuple[dict[str, str], ...]) -> dict:
+    """The intrinsics a RAG backend calls on a turn, with their arguments: context
+    relevance judges the turn's first retrieved document, and is not called on a turn
+    that retrieved none (MTRAG has such turns)."""
+    arguments: dict[str, dict[str, str]] = {}
+    for name in intrinsics:
+        if name != "context_relevance":
+            arguments[name] = {}
+        elif documents:
+            arguments[name] = {"document_content": documents[0]["text"]}
+    return arguments

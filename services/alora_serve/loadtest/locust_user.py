@@ -21,11 +21,15 @@ from locust import LoadTestShape, User, events, task  # noqa: E402 (after the pa
 from locust.env import Environment  # noqa: E402
 
 from alora_serve.client import AloraClient, AloraError, ClientTLS  # noqa: E402
-from alora_serve.loadtest.conversations import Conversation, load_conversations  # noqa: E402
-from alora_serve.loadtest.profiles import CallMix  # noqa: E402
+from alora_serve.loadtest.conversations import (  # noqa: E402
+    Conversation,
+    load_conversations,
+    turn_arguments,
+)
+from alora_serve.loadtest.profiles import CallMix, pause_s  # noqa: E402
 from alora_serve.loadtest.samples import Sample, Samples  # noqa: E402
 
-CALL_TIMEOUT_S = 120.0
+CALL_TIMEOUT_S = 60.0  # the SDK's default deadline
 RECORDED = Samples()  # this process's calls (one Locust process per run)
 
 
@@ -97,14 +101,6 @@ class _Timed(grpc.UnaryUnaryClientInterceptor):
         return outcome
 
 
-def _arguments(intrinsic: str, documents) -> dict[str, str]:
-    """What an intrinsic with an instruction is asked about, as a RAG backend asks it:
-    context relevance judges the turn's first retrieved document."""
-    if intrinsic == "context_relevance" and documents:
-        return {"document_content": documents[0]["text"]}
-    return {}
-
-
 def _call_name(method: str, request: Any) -> str:
     short = method.rsplit("/", 1)[-1]
     if short == "RunIntrinsic":
@@ -114,17 +110,25 @@ def _call_name(method: str, request: Any) -> str:
     return short
 
 
+def _stage(environment: Environment) -> dict | None:
+    """The stage the run is in ({"users", "duration_s", "turns_per_s"}), None after the
+    last."""
+    elapsed = environment.shape_class.get_run_time()
+    for stage in json.loads(environment.parsed_options.stages):
+        if elapsed < stage["duration_s"]:
+            return stage
+        elapsed -= stage["duration_s"]
+    return None
+
+
 class StagedShape(LoadTestShape):
     """Steps through the profile's stages (users for seconds), then ends the run."""
 
     def tick(self) -> tuple[int, float] | None:
-        options = self.runner.environment.parsed_options
-        elapsed = self.get_run_time()
-        for stage in json.loads(options.stages):
-            if elapsed < stage["duration_s"]:
-                return stage["users"], options.spawn_rate
-            elapsed -= stage["duration_s"]
-        return None
+        stage = _stage(self.runner.environment)
+        if stage is None:
+            return None
+        return stage["users"], self.runner.environment.parsed_options.spawn_rate
 
 
 class RagUser(User):
@@ -136,6 +140,7 @@ class RagUser(User):
         options = self.environment.parsed_options
         self.mix = CallMix.model_validate(json.loads(options.call_mix))
         RagUser.started += 1
+        self.turn_started = time.monotonic()
         self.random = random.Random(f"{options.seed}-{RagUser.started}")
         self.conversations = load_conversations(Path(options.mtrag))
         tls = None
@@ -154,13 +159,15 @@ class RagUser(User):
         self.client.close()
 
     def wait_time(self) -> float:
-        return self.random.uniform(*self.mix.think_s)
+        turn_s = time.monotonic() - self.turn_started
+        return pause_s(_stage(self.environment), turn_s, self.random, self.mix)
 
     def _begin(self, conversation: Conversation) -> None:
         self.conversation, self.next_turn, self.messages = conversation, 0, []
 
     @task
     def turn(self) -> None:
+        self.turn_started = time.monotonic()
         if self.next_turn >= len(self.conversation.turns):
             self._begin(self.random.choice(self.conversations))
         turn = self.conversation.turns[self.next_turn]
@@ -196,7 +203,8 @@ class RagUser(User):
         return "".join(text)
 
     def _run(self, intrinsics: list[str], documents) -> list | None:
-        arguments = {name: _arguments(name, documents) for name in intrinsics}
+        arguments = turn_arguments(intrinsics, documents)
+        intrinsics = list(arguments)
         try:
             if len(intrinsics) == 1:
                 (name,) = intrinsics

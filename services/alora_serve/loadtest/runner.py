@@ -18,7 +18,7 @@ from alora_serve.loadtest.report import plot
 from alora_serve.loadtest.samples import Samples, capacity, summarize, summarize_stages
 
 LOCUSTFILE = Path(__file__).with_name("locust_user.py")
-STOP_TIMEOUT_S = 130  # users finish the call in flight (its deadline is 120 s)
+STOP_TIMEOUT_S = 70  # users finish the call in flight (its deadline is 60 s)
 SAMPLE_EVERY_S = 5.0  # memory and metrics (Ray publishes replicas' metrics every 5 s)
 WATCH_AFTER_S = 30.0  # after the last call: leases released, pinned blocks freed, scaled down
 
@@ -33,13 +33,17 @@ class LoadRun:
     tls_ca: str = ""
     verify_composed: bool = False
     metrics_url: str = "http://127.0.0.1:9464/metrics"  # the main job's scrape endpoint
+    capacity_per_s: float | None = None  # for profiles that offer a share of it
+
+    def stages(self) -> list[dict]:
+        return self.profile.plan(self.capacity_per_s)
 
     def command(self) -> list[str]:
         profile, out = self.profile, self.out
         return [
             *(sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless"),
             *("--host", self.target, "--spawn-rate", str(profile.spawn_rate)),
-            *("--stages", json.dumps([stage.model_dump() for stage in profile.stages])),
+            *("--stages", json.dumps(self.stages())),
             *("--stop-timeout", str(STOP_TIMEOUT_S), "--only-summary"),
             *("--csv", str(out / "locust"), "--html", str(out / "locust.html")),
             *("--mtrag", str(self.mtrag), "--max-calls", str(profile.max_calls)),
@@ -68,7 +72,7 @@ def run(load: LoadRun) -> dict:
     require_loopback(load.target)
     require_loopback(urlsplit(load.metrics_url).netloc)
     load.out.mkdir(parents=True, exist_ok=True)
-    profile = load.profile
+    profile, stages = load.profile, load.stages()  # a missing capacity fails here
     with (
         watch.sampling(load.out / "memory.jsonl", watch.process_memory, SAMPLE_EVERY_S),
         watch.sampling(
@@ -78,12 +82,7 @@ def run(load: LoadRun) -> dict:
         done = subprocess.run(load.command(), check=False)
         time.sleep(WATCH_AFTER_S)
     kept = Samples.read(load.out / "samples.jsonl").kept
-    stages = summarize_stages(
-        kept,
-        [s.model_dump() for s in profile.stages],
-        profile.settle_s,
-        profile.slo_intrinsic_p95_s,
-    )
+    stages = summarize_stages(kept, stages, profile.settle_s, profile.slo_intrinsic_p95_s)
     metrics = watch.read_records(load.out / "metrics.jsonl")
     memory = watch.read_records(load.out / "memory.jsonl")
     summary = {
@@ -94,6 +93,7 @@ def run(load: LoadRun) -> dict:
         "stages": stages,
         "capacity": capacity(stages, profile.slo_intrinsic_p95_s),
         "memory": watch.memory_growth(memory, profile.settle_s),
+        "server_counted": watch.counted(metrics),
         "metrics_at_end": metrics[-1] if metrics else None,
     }
     (load.out / "summary.json").write_text(json.dumps(summary, indent=2))

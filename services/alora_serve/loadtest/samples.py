@@ -116,16 +116,20 @@ def summarize_stages(
 
 
 def capacity(stages: list[dict[str, Any]], slo_intrinsic_p95_s: float) -> dict[str, Any] | None:
-    """The busiest stage (most intrinsic calls a second) with no errors and intrinsic p95 within
-    the SLO, or None when no stage was."""
-    healthy = [
-        s
-        for s in stages
-        if s["calls"]
-        and not s["errors_by_code"]
-        and s["intrinsic_p95_s"] is not None
-        and s["intrinsic_p95_s"] <= slo_intrinsic_p95_s
-    ]
+    """Of the stages in order up to the first that failed (an error, or intrinsic p95 over
+    the SLO), the busiest (most intrinsic calls a second); None when the first failed.
+    A later stage that passes by luck after a failure does not count."""
+    healthy = []
+    for stage in stages:
+        p95 = stage["intrinsic_p95_s"]
+        if (
+            not stage["calls"]
+            or stage["errors_by_code"]
+            or p95 is None
+            or p95 > slo_intrinsic_p95_s
+        ):
+            break
+        healthy.append(stage)
     if not healthy:
         return None
     best = max(healthy, key=lambda s: s["intrinsic_calls_per_s"])

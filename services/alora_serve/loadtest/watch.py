@@ -30,7 +30,13 @@ SERIES = {
     "leases": ("ray_alora_prefill_leases", ""),
     "kv_store_pinned_bytes": ("ray_alora_kv_store_pinned_bytes", "role"),
     "kv_store_bytes": ("ray_alora_kv_store_bytes", "role"),
+    # counters: a run reads what they added between its first and last sample
+    "rejected": ("ray_alora_gateway_rejected_calls_total", "reason"),
+    "prompt_tokens_reused": ("ray_alora_intrinsic_prompt_tokens_reused_total", ""),
+    "prompt_tokens_computed": ("ray_alora_intrinsic_prompt_tokens_computed_total", ""),
+    "phase_seconds": ("ray_alora_intrinsic_phase_seconds_sum", "phase"),
 }
+COUNTERS = ("rejected", "prompt_tokens_reused", "prompt_tokens_computed", "phase_seconds")
 
 
 def process_memory() -> dict:
@@ -50,7 +56,9 @@ def process_memory() -> dict:
 def _topology_process(cmdline: list[str]) -> str | None:
     title = " ".join(" ".join(cmdline).split())  # process titles come padded with spaces
     if title.startswith(PROCESS_TITLES):
-        return title[:60]
+        # a Ray actor's title names the method it runs now ("ray::Actor.method"): the
+        # process is named by its actor alone, so that its samples line up
+        return title.split(".", 1)[0][:60]
     return next((command for command in PROCESS_COMMANDS if command in title), None)
 
 
@@ -99,6 +107,21 @@ def read_records(path: Path) -> list[dict]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def counted(records: list[dict]) -> dict[str, dict[str, float]]:
+    """What the server's counters added from the first answered sample to the last."""
+    answered = [r for r in records if "error" not in r]
+    if len(answered) < 2:
+        return {}
+    first, last = answered[0], answered[-1]
+    return {
+        series: {
+            label: value - first.get(series, {}).get(label, 0.0)
+            for label, value in last.get(series, {}).items()
+        }
+        for series in COUNTERS
+    }
 
 
 def memory_growth(records: list[dict], settle_s: float) -> dict[str, dict[str, float]]:

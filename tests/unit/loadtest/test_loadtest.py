@@ -4,13 +4,16 @@ command it runs, and the loopback rule."""
 from __future__ import annotations
 
 import json
+import math
+import random
+import statistics
 from pathlib import Path
 
 import pytest
 from pydantic import ValidationError
 
-from alora_serve.loadtest.conversations import load_conversations
-from alora_serve.loadtest.profiles import PROFILES, CallMix, LoadProfile, Stage
+from alora_serve.loadtest.conversations import load_conversations, turn_arguments
+from alora_serve.loadtest.profiles import PROFILES, CallMix, LoadProfile, Stage, pause_s
 from alora_serve.loadtest.runner import LoadRun, require_loopback
 from alora_serve.loadtest.samples import Sample, Samples, capacity, summarize, summarize_stages
 from tests.support.conversations import MTRAG
@@ -75,6 +78,27 @@ def test_overrides_scale_every_stage_in_proportion() -> None:
     assert [s.users for s in idle.with_users(8).stages] == [8, 0]
 
 
+def test_shares_of_capacity_become_rates_and_need_the_capacity() -> None:
+    overload = PROFILES["overload"]
+    assert [s["turns_per_s"] for s in overload.plan(0.5)] == [pytest.approx(1.5), 0.15]
+    with pytest.raises(ValueError, match="--capacity"):
+        overload.plan()
+    assert [s["turns_per_s"] for s in PROFILES["capacity"].plan()] == [None] * 5
+
+
+def test_paced_users_start_turns_at_the_offered_rate_whatever_a_turn_takes() -> None:
+    rng, mix = random.Random(7), CallMix(think_s=(0.5, 2.0))
+    stage = {"users": 10, "duration_s": 60, "turns_per_s": 2.0}  # a turn per user every 5 s
+    gaps = [pause_s(stage, 0.0, rng, mix) for _ in range(20_000)]
+    assert statistics.fmean(gaps) == pytest.approx(5.0, rel=0.03)
+    assert statistics.median(gaps) == pytest.approx(5.0 * math.log(2), rel=0.05)  # exponential
+    slow = [pause_s(stage, 4.0, rng, mix) for _ in range(20_000)]  # the turn took 4 s
+    assert statistics.fmean(slow) == pytest.approx(5.0 * math.exp(-4 / 5), rel=0.05)
+    assert min(slow) == 0.0  # a late user starts at once
+    closed = [pause_s({**stage, "turns_per_s": None}, 9.0, rng, mix) for _ in range(1000)]
+    assert min(closed) >= 0.5 and max(closed) <= 2.0
+
+
 def test_the_command_carries_every_bound_and_option(tmp_path: Path) -> None:
     load = LoadRun("127.0.0.1:50051", PROFILES["smoke"], tmp_path, MTRAG, verify_composed=True)
     command = load.command()
@@ -82,7 +106,7 @@ def test_the_command_carries_every_bound_and_option(tmp_path: Path) -> None:
     for part in ("--headless", "--spawn-rate 1", "--max-calls 400"):
         assert part in joined
     stages = json.loads(command[command.index("--stages") + 1])
-    assert stages == [{"users": 2, "duration_s": 60}]
+    assert stages == [{"users": 2, "duration_s": 60, "turns_per_s": None}]
     assert "--verify-composed" in command
     mix = json.loads(command[command.index("--call-mix") + 1])
     assert mix["composed"] == ["answerability", "uncertainty", "context_relevance"]
@@ -141,3 +165,20 @@ def test_stages_are_summarized_apart_and_capacity_is_the_busiest_healthy_one() -
         "intrinsic_p95_s": pytest.approx(1.0),
     }
     assert capacity(summaries[1:], slo_intrinsic_p95_s=5) is None
+    # a stage that passes after one that failed does not count
+    assert capacity([*summaries, calm], slo_intrinsic_p95_s=5)["users"] == 1
+
+
+def test_turns_without_documents_ask_nothing_about_a_document() -> None:
+    """Found by the capacity run: a third of MTRAG's turns retrieved no document, and the
+    composed call then sent context_relevance without one (INVALID_ARGUMENT)."""
+    composed = ["answerability", "uncertainty", "context_relevance"]
+    documents = ({"doc_id": "7", "text": "The tower is 330 m tall."},)
+    assert turn_arguments(composed, documents) == {
+        "answerability": {},
+        "uncertainty": {},
+        "context_relevance": {"document_content": "The tower is 330 m tall."},
+    }
+    assert turn_arguments(composed, ()) == {"answerability": {}, "uncertainty": {}}
+    empty = [c for c in load_conversations(MTRAG) for t in c.turns if not t.documents]
+    assert empty  # the data has such turns

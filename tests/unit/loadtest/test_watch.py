@@ -63,6 +63,19 @@ def test_sampling_writes_a_record_per_period_and_keeps_going_on_errors(
     assert all(a["t"] < b["t"] for a, b in itertools.pairwise(records))
 
 
+def test_counters_are_read_as_what_they_added_during_the_run() -> None:
+    records = [
+        {"t": 0.0, "error": "connection refused"},
+        {"t": 5.0, "prompt_tokens_reused": {"": 100.0}, "rejected": {}},
+        {"t": 10.0, "prompt_tokens_reused": {"": 900.0}, "rejected": {"OVERLOADED": 2.0}},
+        {"t": 15.0, "error": "timed out"},
+    ]
+    added = watch.counted(records)
+    assert added["prompt_tokens_reused"] == {"": 800.0}
+    assert added["rejected"] == {"OVERLOADED": 2.0}  # a label first seen later counts whole
+    assert watch.counted(records[:2]) == {}  # one answered sample: nothing to compare
+
+
 def test_memory_growth_compares_the_steady_start_with_the_end() -> None:
     mib = 2**20
     records = [
@@ -84,6 +97,8 @@ def test_memory_growth_compares_the_steady_start_with_the_end() -> None:
     [
         (["VLLM::EngineCore" + " " * 40], "VLLM::EngineCore"),
         (["ray::ServeReplica:alora:prefill"], "ray::ServeReplica:alora:prefill"),
+        (["ray::ServeReplica:alora:prefill.lease"], "ray::ServeReplica:alora:prefill"),
+        (["ray::ServeController.listen_for_change"], "ray::ServeController"),
         (["/env/lib/python3.11/site-packages/ray/core/src/ray/raylet/raylet", "--x"], "raylet"),
         (["/env/bin/python", "/env/bin/alora-serve", "serve"], "alora-serve serve"),
         (["/env/bin/python", "/env/bin/alora-serve", "loadtest"], None),
