@@ -150,13 +150,14 @@ PROFILES: dict[ProfileName, LoadProfile] = {
         spawn_rate=2,
         max_calls=50_000,
     ),
-    # Three times the capacity, from more users than the gateway admits at once, then a
-    # light load: refusals must be quick, accepted calls within their deadline, and the
-    # last stage shows the recovery.
+    # A light load (the baseline), three times the capacity from more users than the
+    # gateway admits at once, then the light load again: refusals must be quick, accepted
+    # calls within their deadline, and the last stage as fast as the first (recovery).
     "overload": LoadProfile(
         stages=[
+            Stage(users=4, duration_s=120, of_capacity=0.3),
             Stage(users=48, duration_s=240, of_capacity=3.0),
-            Stage(users=2, duration_s=150, of_capacity=0.3),
+            Stage(users=4, duration_s=180, of_capacity=0.3),
         ],
         spawn_rate=8,
         max_calls=50_000,

@@ -1,5 +1,6 @@
-"""A run's plot over time: each call's latency, calls finished and failed, and what the
-server said meanwhile (replicas and queues per deployment, memory of its processes)."""
+"""A run's plot over time: each call's latency, calls finished and failed a second, and
+what the server said meanwhile (replicas and queues per deployment, memory of its
+processes), with the stages marked."""
 
 from __future__ import annotations
 
@@ -7,10 +8,13 @@ from pathlib import Path
 
 from alora_serve.loadtest.samples import Sample
 
-BINS = 40
+BIN_S = 10.0
 
 
-def plot(kept: list[Sample], metrics: list[dict], memory: list[dict], path: Path) -> None:
+def plot(
+    kept: list[Sample], stages: list[dict], watched: tuple[list[dict], list[dict]], path: Path
+) -> None:
+    """``stages``: the plan the run followed; ``watched``: the metrics and memory records."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -18,12 +22,15 @@ def plot(kept: list[Sample], metrics: list[dict], memory: list[dict], path: Path
 
     if not kept:
         return
+    metrics, memory = watched
     begin = min(s.started_at for s in kept)
     figure, axes = plt.subplots(4, 1, figsize=(10, 11), sharex=True)
     _latency(axes[0], kept, begin)
     _calls(axes[1], kept, begin)
     _deployments(axes[2], metrics, begin)
     _memory(axes[3], memory, begin)
+    for ax in axes:
+        _mark_stages(ax, stages)
     axes[-1].set_xlabel("seconds into the run")
     figure.tight_layout()
     figure.savefig(path, dpi=110)
@@ -39,10 +46,14 @@ def _latency(ax, kept: list[Sample], begin: float) -> None:
 
 
 def _calls(ax, kept: list[Sample], begin: float) -> None:
-    ends = [s.started_at + s.seconds - begin for s in kept]
+    """Calls finished a second (10 s bins), succeeded and failed stacked."""
+    ends = max(s.started_at + s.seconds for s in kept) - begin
+    bins = [i * BIN_S for i in range(int(ends // BIN_S) + 2)]
+    ok = [s.started_at + s.seconds - begin for s in kept if s.code == "OK"]
     failed = [s.started_at + s.seconds - begin for s in kept if s.code != "OK"]
-    ax.hist([ends, failed], bins=BINS, label=["finished", "failed"])
-    ax.set_ylabel("calls per bin")
+    weights = [[1 / BIN_S] * len(ok), [1 / BIN_S] * len(failed)]
+    ax.hist([ok, failed], bins=bins, weights=weights, stacked=True, label=["OK", "failed"])
+    ax.set_ylabel("calls finished / s")
     ax.legend(fontsize=7)
 
 
@@ -68,6 +79,23 @@ def _memory(ax, memory: list[dict], begin: float) -> None:
     records = [r for r in memory if "error" not in r]
     t = [r["t"] - begin for r in records]
     total = [sum(v for k, v in r.items() if k != "t") / 2**30 for r in records]
-    ax.plot(t, total, "-", label="all topology processes")
+    ax.plot(t, total, "-", label="all topology processes (shared pages counted in each)")
     ax.set_ylabel("RSS, GiB")
     ax.legend(fontsize=7)
+
+
+def _mark_stages(ax, stages: list[dict]) -> None:
+    """A line where each stage begins, named by its users (and offered turns a second)."""
+    start = 0.0
+    for stage in stages:
+        ax.axvline(start, color="grey", lw=0.6, ls="--")
+        if ax.get_subplotspec().is_first_row():
+            rate = f", {stage['turns_per_s']:.2f}/s" if stage.get("turns_per_s") else ""
+            ax.annotate(
+                f"{stage['users']} users{rate}",
+                (start, 1.0),
+                xycoords=("data", "axes fraction"),
+                fontsize=7,
+                va="bottom",
+            )
+        start += stage["duration_s"]

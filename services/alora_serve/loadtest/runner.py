@@ -72,7 +72,7 @@ def run(load: LoadRun) -> dict:
     require_loopback(load.target)
     require_loopback(urlsplit(load.metrics_url).netloc)
     load.out.mkdir(parents=True, exist_ok=True)
-    profile, stages = load.profile, load.stages()  # a missing capacity fails here
+    profile, plan = load.profile, load.stages()  # a missing capacity fails here
     with (
         watch.sampling(load.out / "memory.jsonl", watch.process_memory, SAMPLE_EVERY_S),
         watch.sampling(
@@ -82,7 +82,7 @@ def run(load: LoadRun) -> dict:
         done = subprocess.run(load.command(), check=False)
         time.sleep(WATCH_AFTER_S)
     kept = Samples.read(load.out / "samples.jsonl").kept
-    stages = summarize_stages(kept, stages, profile.settle_s, profile.slo_intrinsic_p95_s)
+    stages = summarize_stages(kept, plan, profile.settle_s, profile.slo_intrinsic_p95_s)
     metrics = watch.read_records(load.out / "metrics.jsonl")
     memory = watch.read_records(load.out / "memory.jsonl")
     summary = {
@@ -97,5 +97,5 @@ def run(load: LoadRun) -> dict:
         "metrics_at_end": metrics[-1] if metrics else None,
     }
     (load.out / "summary.json").write_text(json.dumps(summary, indent=2))
-    plot(kept, metrics, memory, load.out / "summary.png")
+    plot(kept, plan, (metrics, memory), load.out / "summary.png")
     return summary

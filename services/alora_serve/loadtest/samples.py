@@ -40,6 +40,9 @@ class Samples:
         return samples
 
 
+REFUSED = "RESOURCE_EXHAUSTED"  # back-pressure: the server had no room for the call
+
+
 def _percentile(values: list[float], q: float) -> float:
     if len(values) == 1:
         return values[0]
@@ -49,8 +52,9 @@ def _percentile(values: list[float], q: float) -> float:
 def summarize(
     kept: list[Sample], slo_intrinsic_p95_s: float, window: tuple[float, float] | None = None
 ) -> dict[str, Any]:
-    """Per call type: count, errors, throughput and latency percentiles of its successes;
-    errors by status; goodput: intrinsic calls a second that succeeded within the SLO.
+    """Per call type: count, errors, throughput and latency percentiles of its successes
+    (and the slowest); errors by status; how fast refusals (RESOURCE_EXHAUSTED) came back;
+    goodput: intrinsic calls a second that succeeded within the SLO.
     Rates are over ``window`` (begin, end) when given, else from the first call's start to
     the last one's end."""
     if not kept:
@@ -68,22 +72,30 @@ def summarize(
             "calls": len(of_type),
             "errors": len(of_type) - len(ok),
             "per_s": len(of_type) / duration,
-            **{f"p{q}_s": _percentile(ok, q / 100) if ok else None for q in (50, 95, 99)},
+            **_latencies(ok),
         }
     intrinsic = _intrinsic(kept)
     good = [s for s in intrinsic if s.code == "OK" and s.seconds <= slo_intrinsic_p95_s]
+    refused = sorted(s.seconds for s in kept if s.code == REFUSED)
     return {
         "calls": len(kept),
         "duration_s": duration,
         "per_s": len(kept) / duration,
         "by_type": by_type,
         "errors_by_code": dict(Counter(s.code for s in kept if s.code != "OK")),
+        "refusals": {"calls": len(refused), **_latencies(refused)},
         "goodput": {
             "slo": f"intrinsic calls within {slo_intrinsic_p95_s:g} s",
             "per_s": len(good) / duration,
             "fraction": len(good) / len(intrinsic) if intrinsic else None,
         },
     }
+
+
+def _latencies(seconds: list[float]) -> dict[str, float | None]:
+    """p50, p95, p99 and max of sorted ``seconds`` (None when there are none)."""
+    found = {f"p{q}_s": _percentile(seconds, q / 100) if seconds else None for q in (50, 95, 99)}
+    return {**found, "max_s": seconds[-1] if seconds else None}
 
 
 def _intrinsic(kept: list[Sample]) -> list[Sample]:

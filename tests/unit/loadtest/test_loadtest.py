@@ -14,6 +14,7 @@ from pydantic import ValidationError
 
 from alora_serve.loadtest.conversations import load_conversations, turn_arguments
 from alora_serve.loadtest.profiles import PROFILES, CallMix, LoadProfile, Stage, pause_s
+from alora_serve.loadtest.report import plot
 from alora_serve.loadtest.runner import LoadRun, require_loopback
 from alora_serve.loadtest.samples import Sample, Samples, capacity, summarize, summarize_stages
 from tests.support.conversations import MTRAG
@@ -65,9 +66,9 @@ def test_every_profile_is_bounded_and_mixes_are_checked() -> None:
 
 
 def test_overrides_scale_every_stage_in_proportion() -> None:
-    overload = PROFILES["overload"]  # a busy stage, then one user to show recovery
+    overload = PROFILES["overload"]  # light, busy, light again
     scaled = overload.with_users(12).with_run_time(overload.run_time_s * 2)
-    assert [s.users for s in scaled.stages] == [12, 1]
+    assert [s.users for s in scaled.stages] == [1, 12, 1]
     assert [s.duration_s for s in scaled.stages] == [2 * s.duration_s for s in overload.stages]
     assert scaled.users == 12 and scaled.run_time_s == 2 * overload.run_time_s
     idle = LoadProfile(
@@ -80,7 +81,7 @@ def test_overrides_scale_every_stage_in_proportion() -> None:
 
 def test_shares_of_capacity_become_rates_and_need_the_capacity() -> None:
     overload = PROFILES["overload"]
-    assert [s["turns_per_s"] for s in overload.plan(0.5)] == [pytest.approx(1.5), 0.15]
+    assert [s["turns_per_s"] for s in overload.plan(0.5)] == pytest.approx([0.15, 1.5, 0.15])
     with pytest.raises(ValueError, match="--capacity"):
         overload.plan()
     assert [s["turns_per_s"] for s in PROFILES["capacity"].plan()] == [None] * 5
@@ -122,6 +123,11 @@ def test_summaries_use_exact_samples_per_call_type() -> None:
     intrinsic = summary["by_type"]["RunIntrinsic/answerability"]
     assert (intrinsic["calls"], intrinsic["errors"]) == (101, 1)
     assert intrinsic["p50_s"] == pytest.approx(0.0505)
+    assert intrinsic["max_s"] == pytest.approx(0.1)  # of the successes
+    assert summary["refusals"] == {
+        "calls": 1,
+        **{key: 9.0 for key in ("p50_s", "p95_s", "p99_s", "max_s")},
+    }
     assert intrinsic["p99_s"] == pytest.approx(0.09901, abs=1e-4)
     assert summary["errors_by_code"] == {"RESOURCE_EXHAUSTED": 1}
     assert summary["goodput"]["fraction"] == pytest.approx(50 / 101)
@@ -182,3 +188,11 @@ def test_turns_without_documents_ask_nothing_about_a_document() -> None:
     assert turn_arguments(composed, ()) == {"answerability": {}, "uncertainty": {}}
     empty = [c for c in load_conversations(MTRAG) for t in c.turns if not t.documents]
     assert empty  # the data has such turns
+
+
+def test_a_stepped_run_is_plotted_with_its_stages(tmp_path: Path) -> None:
+    stages = [{"users": 1, "duration_s": 60, "turns_per_s": None}] * 2
+    metrics = [{"t": 1000.0 + t, "replicas": {"prefill": 1.0}} for t in range(0, 120, 5)]
+    memory = [{"t": 1000.0 + t, "VLLM::Worker (1)": 2**30} for t in range(0, 120, 5)]
+    plot(_stepped_run(), stages, (metrics, memory), tmp_path / "run.png")
+    assert (tmp_path / "run.png").read_bytes().startswith(b"\x89PNG")
