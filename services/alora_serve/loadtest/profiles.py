@@ -146,7 +146,7 @@ PROFILES: dict[ProfileName, LoadProfile] = {
     # Steps of users; the report names the busiest step with no errors and intrinsic p95
     # within the SLO: the machine's capacity.
     "capacity": LoadProfile(
-        stages=[Stage(users=u, duration_s=120) for u in (1, 2, 3, 4, 6)],
+        stages=[Stage(users=u, duration_s=120) for u in (1, 2, 3, 4, 6, 8, 12)],
         spawn_rate=2,
         max_calls=50_000,
     ),

@@ -82,6 +82,7 @@ def run(load: LoadRun) -> dict:
         done = subprocess.run(load.command(), check=False)
         time.sleep(WATCH_AFTER_S)
     kept = Samples.read(load.out / "samples.jsonl").kept
+    begin = min((s.started_at for s in kept), default=0.0)  # the run's first call
     stages = summarize_stages(kept, plan, profile.settle_s, profile.slo_intrinsic_p95_s)
     metrics = watch.read_records(load.out / "metrics.jsonl")
     memory = watch.read_records(load.out / "memory.jsonl")
@@ -94,6 +95,7 @@ def run(load: LoadRun) -> dict:
         "capacity": capacity(stages, profile.slo_intrinsic_p95_s),
         "memory": watch.memory_growth(memory, profile.settle_s),
         "server_counted": watch.counted(metrics),
+        "replica_changes": watch.replica_changes(metrics, begin),
         "metrics_at_end": metrics[-1] if metrics else None,
     }
     (load.out / "summary.json").write_text(json.dumps(summary, indent=2))

@@ -124,6 +124,22 @@ def counted(records: list[dict]) -> dict[str, dict[str, float]]:
     }
 
 
+def replica_changes(records: list[dict], begin: float) -> list[dict]:
+    """When a deployment's healthy replicas changed (seconds after ``begin``), after the
+    first answered sample: scale-ups and scale-downs."""
+    changes, last = [], None
+    for record in (r for r in records if "replicas" in r):
+        now = record["replicas"]
+        if last is not None:
+            for deployment in sorted(set(now) | set(last)):
+                before, after = last.get(deployment, 0.0), now.get(deployment, 0.0)
+                if before != after:
+                    at = round(record["t"] - begin, 1)
+                    changes.append({"t_s": at, "deployment": deployment, "replicas": after})
+        last = now
+    return changes
+
+
 def memory_growth(records: list[dict], settle_s: float) -> dict[str, dict[str, float]]:
     """Per process seen from start to end: RSS after ``settle_s`` (median of the first
     five samples from then), at the end (median of the last five), and the growth."""

@@ -84,7 +84,7 @@ def test_shares_of_capacity_become_rates_and_need_the_capacity() -> None:
     assert [s["turns_per_s"] for s in overload.plan(0.5)] == pytest.approx([0.15, 1.5, 0.15])
     with pytest.raises(ValueError, match="--capacity"):
         overload.plan()
-    assert [s["turns_per_s"] for s in PROFILES["capacity"].plan()] == [None] * 5
+    assert [s["turns_per_s"] for s in PROFILES["capacity"].plan()] == [None] * 7
 
 
 def test_paced_users_start_turns_at_the_offered_rate_whatever_a_turn_takes() -> None:

@@ -76,6 +76,18 @@ def test_counters_are_read_as_what_they_added_during_the_run() -> None:
     assert watch.counted(records[:2]) == {}  # one answered sample: nothing to compare
 
 
+def test_scale_ups_and_downs_are_found_in_the_samples() -> None:
+    replicas = [1, 1, 2, 2, 1]
+    records = [
+        {"t": 100.0 + 5 * i, "replicas": {"decode": float(n)}} for i, n in enumerate(replicas)
+    ]
+    records.insert(2, {"t": 108.0, "error": "timed out"})
+    assert watch.replica_changes(records, begin=100.0) == [
+        {"t_s": 10.0, "deployment": "decode", "replicas": 2.0},
+        {"t_s": 20.0, "deployment": "decode", "replicas": 1.0},
+    ]
+
+
 def test_memory_growth_compares_the_steady_start_with_the_end() -> None:
     mib = 2**20
     records = [
