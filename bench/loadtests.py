@@ -4,8 +4,8 @@ kept as ``bench/results/loadtest_<name>.{json,png}``.
 
     python -m bench.loadtests capacity                          # embedded default
     python -m bench.loadtests capacity --topology colocated
-    python -m bench.loadtests overload --users 24               # 3x capacity's users
-    python -m bench.loadtests soak --users 3                    # 70% of capacity
+    python -m bench.loadtests overload --capacity 0.26          # offers 3x the capacity
+    python -m bench.loadtests soak --capacity 0.26              # 70% of it for 30 minutes
     python -m bench.loadtests ramp --config services/alora_serve/topology/autoscaling.yaml
 """
 
@@ -23,8 +23,6 @@ from pathlib import Path
 from alora_serve.loadtest.profiles import ProfileName
 from bench.report import RESULTS
 from tests.support.main_job import running_main_job
-
-KEPT = ("summary.json", "summary.png")
 
 
 def main(profile: str, name: str, serve_args: list[str], load_args: list[str]) -> int:
@@ -53,6 +51,7 @@ if __name__ == "__main__":
     parser.add_argument("profile", choices=typing.get_args(ProfileName))
     parser.add_argument("--topology", choices=["colocated", "disaggregated"])
     parser.add_argument("--config", help="topology YAML (default: the embedded one)")
+    parser.add_argument("--capacity", type=float, help="intrinsic calls/s capacity measured")
     parser.add_argument("--users", type=int, help="scale the profile to this many users")
     parser.add_argument("--run-time", type=int, help="scale the profile to these seconds")
     parser.add_argument("--name", help="results name (default: profile and topology)")
@@ -61,5 +60,6 @@ if __name__ == "__main__":
     serve_args += ["--config", args.config] if args.config else []
     load_args = [*(["--users", str(args.users)] if args.users else [])]
     load_args += ["--run-time", str(args.run_time)] if args.run_time else []
+    load_args += ["--capacity", str(args.capacity)] if args.capacity else []
     name = args.name or "_".join([args.profile, args.topology or "disaggregated"])
     sys.exit(main(args.profile, name, serve_args, load_args))

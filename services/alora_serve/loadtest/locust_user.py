@@ -6,6 +6,7 @@ calls (streams fire their own)."""
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 import time
@@ -110,11 +111,16 @@ def _call_name(method: str, request: Any) -> str:
     return short
 
 
+# Parsed once per process, not by each user (a run may start dozens).
+_stages = functools.cache(json.loads)
+_conversations = functools.cache(load_conversations)
+
+
 def _stage(environment: Environment) -> dict | None:
     """The stage the run is in ({"users", "duration_s", "turns_per_s"}), None after the
     last."""
     elapsed = environment.shape_class.get_run_time()
-    for stage in json.loads(environment.parsed_options.stages):
+    for stage in _stages(environment.parsed_options.stages):
         if elapsed < stage["duration_s"]:
             return stage
         elapsed -= stage["duration_s"]
@@ -142,7 +148,7 @@ class RagUser(User):
         RagUser.started += 1
         self.turn_started = time.monotonic()
         self.random = random.Random(f"{options.seed}-{RagUser.started}")
-        self.conversations = load_conversations(Path(options.mtrag))
+        self.conversations = _conversations(Path(options.mtrag))
         tls = None
         if options.tls_ca:
             tls = ClientTLS(root_certificates=Path(options.tls_ca).read_bytes())

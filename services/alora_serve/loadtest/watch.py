@@ -22,6 +22,12 @@ PROCESS_TITLES = ("ray::", "VLLM::")
 PROCESS_COMMANDS = ("raylet", "gcs_server", "alora-serve serve", "alora_serve.cli serve")
 # series -> (the scraped sample's name, the label it is summed by, "" for one total)
 SERIES = {
+    # the engines: requests running and waiting, KV cache use (the fullest replica's),
+    # preemptions (a full KV cache makes vLLM recompute requests)
+    "vllm_running": ("ray_vllm_num_requests_running", "deployment"),
+    "vllm_waiting": ("ray_vllm_num_requests_waiting", "deployment"),
+    "vllm_kv_cache_usage": ("ray_vllm_kv_cache_usage_perc", "deployment"),
+    "vllm_preemptions": ("ray_vllm_num_preemptions_total", "deployment"),
     "replicas": ("ray_serve_deployment_replica_healthy", "deployment"),
     "target_replicas": ("ray_serve_autoscaling_target_replicas", "deployment"),
     "queued": ("ray_serve_deployment_queued_queries", "deployment"),
@@ -36,7 +42,14 @@ SERIES = {
     "prompt_tokens_computed": ("ray_alora_intrinsic_prompt_tokens_computed_total", ""),
     "phase_seconds": ("ray_alora_intrinsic_phase_seconds_sum", "phase"),
 }
-COUNTERS = ("rejected", "prompt_tokens_reused", "prompt_tokens_computed", "phase_seconds")
+COUNTERS = (
+    "rejected",
+    "prompt_tokens_reused",
+    "prompt_tokens_computed",
+    "phase_seconds",
+    "vllm_preemptions",
+)
+HIGHEST = ("vllm_kv_cache_usage",)  # a share: the highest of the replicas, not their sum
 
 
 def process_memory() -> dict:
@@ -63,7 +76,8 @@ def _topology_process(cmdline: list[str]) -> str | None:
 
 
 def scrape(url: str) -> dict:
-    """The chosen series now, summed by their label: {series: {label value: number}}."""
+    """The chosen series now, summed by their label (or the highest, for shares):
+    {series: {label value: number}}."""
     with urllib.request.urlopen(url, timeout=10) as response:
         text = response.read().decode()
     wanted = {name: (series, label) for series, (name, label) in SERIES.items()}
@@ -72,7 +86,11 @@ def scrape(url: str) -> dict:
         for sample in family.samples:
             if sample.name in wanted:
                 series, label = wanted[sample.name]
-                values[series][sample.labels.get(label, "") if label else ""] += sample.value
+                key, by = sample.labels.get(label, "") if label else "", values[series]
+                if series in HIGHEST:
+                    by[key] = max(by.get(key, 0.0), sample.value)
+                else:
+                    by[key] += sample.value
     return {series: dict(by) for series, by in values.items()}
 
 

@@ -27,6 +27,9 @@ def endpoint():
     healthy.labels("prefill", "c").set(1)
     Gauge("ray_alora_prefill_leases", "", ["role"], registry=registry).labels("prefill").set(3)
     Gauge("ray_something_else", "", registry=registry).set(7)
+    usage = Gauge("ray_vllm_kv_cache_usage_perc", "", ["deployment", "replica"], registry=registry)
+    usage.labels("answerability", "a").set(0.25)
+    usage.labels("answerability", "b").set(0.75)
     server, thread = start_http_server(0, addr="127.0.0.1", registry=registry)
     yield f"http://127.0.0.1:{server.server_port}/metrics", healthy
     server.shutdown()
@@ -38,6 +41,7 @@ def test_a_scrape_sums_the_chosen_series_by_their_label(endpoint) -> None:
     assert watch.scrape(url) == {
         "replicas": {"answerability": 2.0, "prefill": 1.0},
         "leases": {"": 3.0},
+        "vllm_kv_cache_usage": {"answerability": 0.75},  # the fullest replica's
     }
 
 
