@@ -1,6 +1,6 @@
 """The documented load-test runs: a main job started as a user starts it, then
 ``alora-serve loadtest`` against it, as a user runs it; the run's summary and plot are
-kept as ``bench/results/loadtest_<name>.{json,png}``.
+kept as ``bench/results/loadtest_<name>.{json,png,samples.jsonl}``.
 
     python -m bench.loadtests capacity                          # embedded default
     python -m bench.loadtests capacity --topology colocated
@@ -42,7 +42,8 @@ def main(profile: str, name: str, serve_args: list[str], load_args: list[str]) -
         RESULTS.mkdir(exist_ok=True)
         (RESULTS / f"loadtest_{name}.json").write_text(json.dumps(summary, indent=2))
         shutil.copy(out / "summary.png", RESULTS / f"loadtest_{name}.png")
-        print(f"Wrote {RESULTS}/loadtest_{name}.json and .png")
+        shutil.copy(out / "samples.jsonl", RESULTS / f"loadtest_{name}.samples.jsonl")
+        print(f"Wrote {RESULTS}/loadtest_{name}.json, .png and .samples.jsonl")
     return done.returncode
 
 

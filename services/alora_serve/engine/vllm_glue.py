@@ -84,6 +84,10 @@ def engine_args(
 
     # vLLM-CPU binds OpenMP threads to all cores by default; respect an explicit choice.
     os.environ.setdefault("VLLM_CPU_OMP_THREADS_BIND", "auto")
+    # A topology's engines share the host's cores: OpenMP threads that spin while they
+    # wait steal them from the other engines and the front door (the overload run on two
+    # cores: 18% more intrinsic calls a second with waiting threads asleep).
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     lora = {}
     if max_lora_rank is not None:
         lora = {"enable_lora": True, "max_lora_rank": max_lora_rank, "max_loras": config.max_loras}

@@ -151,13 +151,15 @@ PROFILES: dict[ProfileName, LoadProfile] = {
         max_calls=50_000,
     ),
     # A light load (the baseline), three times the capacity from more users than the
-    # gateway admits at once, then the light load again: refusals must be quick, accepted
-    # calls within their deadline, and the last stage as fast as the first (recovery).
+    # gateway admits at once, the light load while the backlog drains, and once more:
+    # refusals must be quick, accepted calls within their deadline, and the last stage
+    # as fast as the first (recovery).
     "overload": LoadProfile(
         stages=[
             Stage(users=4, duration_s=120, of_capacity=0.3),
             Stage(users=48, duration_s=240, of_capacity=3.0),
-            Stage(users=4, duration_s=180, of_capacity=0.3),
+            Stage(users=4, duration_s=120, of_capacity=0.3),
+            Stage(users=4, duration_s=120, of_capacity=0.3),
         ],
         spawn_rate=8,
         max_calls=50_000,

@@ -41,6 +41,10 @@ def _latency(ax, kept: list[Sample], begin: float) -> None:
     for name in sorted({s.name for s in kept}):
         ok = [s for s in kept if s.name == name and s.code == "OK"]
         ax.plot([s.started_at - begin for s in ok], [s.seconds for s in ok], ".", label=name, ms=3)
+    failed = [s for s in kept if s.code != "OK"]
+    if failed:
+        t, seconds = [s.started_at - begin for s in failed], [s.seconds for s in failed]
+        ax.plot(t, seconds, "x", color="black", label="failed or refused", ms=4)
     ax.set_ylabel("seconds (each call)")
     ax.legend(fontsize=7)
 

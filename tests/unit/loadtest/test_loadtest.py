@@ -66,9 +66,9 @@ def test_every_profile_is_bounded_and_mixes_are_checked() -> None:
 
 
 def test_overrides_scale_every_stage_in_proportion() -> None:
-    overload = PROFILES["overload"]  # light, busy, light again
+    overload = PROFILES["overload"]  # light, busy, light (draining), light
     scaled = overload.with_users(12).with_run_time(overload.run_time_s * 2)
-    assert [s.users for s in scaled.stages] == [1, 12, 1]
+    assert [s.users for s in scaled.stages] == [1, 12, 1, 1]
     assert [s.duration_s for s in scaled.stages] == [2 * s.duration_s for s in overload.stages]
     assert scaled.users == 12 and scaled.run_time_s == 2 * overload.run_time_s
     idle = LoadProfile(
@@ -81,7 +81,7 @@ def test_overrides_scale_every_stage_in_proportion() -> None:
 
 def test_shares_of_capacity_become_rates_and_need_the_capacity() -> None:
     overload = PROFILES["overload"]
-    assert [s["turns_per_s"] for s in overload.plan(0.5)] == pytest.approx([0.15, 1.5, 0.15])
+    assert [s["turns_per_s"] for s in overload.plan(0.5)] == pytest.approx([0.15, 1.5, 0.15, 0.15])
     with pytest.raises(ValueError, match="--capacity"):
         overload.plan()
     assert [s["turns_per_s"] for s in PROFILES["capacity"].plan()] == [None] * 7
