@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+import gevent
 import grpc
 import grpc.experimental.gevent as grpc_gevent
 
@@ -27,8 +28,14 @@ from alora_serve.loadtest.conversations import (  # noqa: E402
     load_conversations,
     turn_arguments,
 )
-from alora_serve.loadtest.profiles import CallMix, pause_s  # noqa: E402
+from alora_serve.loadtest.profiles import MAX_USERS, CallMix, pause_s  # noqa: E402
 from alora_serve.loadtest.samples import Sample, Samples  # noqa: E402
+
+# gRPC's gevent support waits for each call in gevent's thread pool, whose default of 10
+# threads let calls beyond the tenth wait for a thread: the overload run measured quick
+# refusals as seconds, behind other users' long Generate streams. One thread per call a
+# user can have in flight, and room for Locust's own (threads start only when needed).
+gevent.get_hub().threadpool.maxsize = MAX_USERS + 32
 
 CALL_TIMEOUT_S = 60.0  # the SDK's default deadline
 RECORDED = Samples()  # this process's calls (one Locust process per run)

@@ -7,6 +7,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+MAX_USERS = 512  # of one stage (one Locust process)
 ProfileName = Literal["smoke", "capacity", "overload", "soak", "ramp"]
 
 
@@ -47,7 +48,7 @@ class Stage(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    users: int = Field(ge=0, le=512)
+    users: int = Field(ge=0, le=MAX_USERS)
     duration_s: int = Field(ge=5)
     of_capacity: float | None = Field(default=None, gt=0, le=10)
 
