@@ -38,6 +38,7 @@ def main(profile: str, name: str, serve_args: list[str], load_args: list[str]) -
             check=False,
         )
         summary = json.loads((out / "summary.json").read_text())
+        summary["benchmark"] = "loadtest"
         summary["server"] = {"serve_args": serve_args, "log": str(job.log_path)}
         RESULTS.mkdir(exist_ok=True)
         (RESULTS / f"loadtest_{name}.json").write_text(json.dumps(summary, indent=2))

@@ -123,7 +123,33 @@ def main_job_table(result: dict) -> str:
     return "\n".join(lines)
 
 
+def loadtest_table(result: dict) -> str:
+    """One row per stage of a load test (bench/loadtests.py)."""
+    lines = [
+        "| stage | users | offered turns/s | intrinsic calls/s | intrinsic p95 "
+        "| Generate p50 / p95 | refused (p99) | other errors |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for i, stage in enumerate(result["stages"], 1):
+        offered = f"{stage['turns_per_s']:.2f}" if stage.get("turns_per_s") else "closed loop"
+        generate = stage["by_type"].get("Generate/total", {})
+        refused = stage["refusals"]
+        others = {k: v for k, v in stage["errors_by_code"].items() if k != "RESOURCE_EXHAUSTED"}
+        lines.append(
+            f"| {i} | {stage['users']} | {offered} | {stage['intrinsic_calls_per_s']:.3f} "
+            f"| {_seconds(stage['intrinsic_p95_s'])} "
+            f"| {_seconds(generate.get('p50_s'))} / {_seconds(generate.get('p95_s'))} "
+            f"| {refused['calls']} ({_seconds(refused['p99_s'])}) | {others or 0} |"
+        )
+    return "\n".join(lines)
+
+
+def _seconds(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f} s"
+
+
 TABLES = {
+    "loadtest": loadtest_table,
     "main_job": main_job_table,
     "gateway_overhead": gateway_overhead_table,
     "alora_latency": alora_latency_table,
