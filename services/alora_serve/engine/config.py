@@ -47,6 +47,14 @@ class EngineConfig(BaseModel):
         default=True, description="skip torch.compile (saves ~2 min of start-up on CPU)"
     )
     seed: int = 0
+    niceness: int = Field(
+        default=4,
+        ge=0,
+        le=19,
+        description="added to the CPU niceness of the process that starts the engine, and "
+        "so of the engine's processes: where engines saturate the cores, the front door "
+        "(gRPC gateway, admission, refusals) keeps its share",
+    )
     vllm_metrics: bool = Field(
         default=False,
         description="record vLLM's own Prometheus metrics (its Prometheus stat logger only: "
