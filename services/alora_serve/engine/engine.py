@@ -83,7 +83,6 @@ class Engine:
             from vllm.v1.engine.async_llm import AsyncLLM
             from vllm.v1.metrics.loggers import PrometheusStatLogger
 
-            vllm_glue.share_the_cpu(config.niceness)
             args = vllm_glue.engine_args(
                 config, served.checkpoint, arena.spec, served.max_lora_rank, kv_model
             )

@@ -104,6 +104,8 @@ def engine_args(
     from vllm.config import KVTransferConfig, StructuredOutputsConfig
     from vllm.engine.arg_utils import AsyncEngineArgs
 
+    share_the_cpu(config.niceness)  # vLLM's processes start from these arguments
+
     lora = {}
     if max_lora_rank is not None:
         lora = {"enable_lora": True, "max_lora_rank": max_lora_rank, "max_loras": config.max_loras}
