@@ -175,14 +175,24 @@ PROFILES: dict[ProfileName, LoadProfile] = {
         settle_s=300,
     ),
     # For autoscaling (topology/autoscaling.yaml): calm, busy long enough for Serve to
-    # add a replica, calm again long enough for it to remove one.
+    # add a decode replica and for it to start, calm again long enough for Serve to remove
+    # it. A backend that checks every turn (answerability before its short answer is
+    # trusted, with uncertainty every other turn): the checks keep the decode worker busy.
     "ramp": LoadProfile(
         stages=[
             Stage(users=1, duration_s=60),
-            Stage(users=6, duration_s=240),
-            Stage(users=1, duration_s=180),
+            Stage(users=8, duration_s=300),
+            Stage(users=1, duration_s=240),
         ],
         spawn_rate=1,
         max_calls=50_000,
+        mix=CallMix(
+            single=["answerability"],
+            composed=["answerability", "uncertainty"],
+            composed_weight=1,
+            single_weight=1,
+            max_tokens=8,
+            think_s=(0.2, 0.5),
+        ),
     ),
 }

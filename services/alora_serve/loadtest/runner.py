@@ -73,8 +73,11 @@ def run(load: LoadRun) -> dict:
     require_loopback(urlsplit(load.metrics_url).netloc)
     load.out.mkdir(parents=True, exist_ok=True)
     profile, plan = load.profile, load.stages()  # a missing capacity fails here
+    serving = watch.serving_tree(urlsplit(f"//{load.target}").port or 0)
     with (
-        watch.sampling(load.out / "memory.jsonl", watch.process_memory, SAMPLE_EVERY_S),
+        watch.sampling(
+            load.out / "memory.jsonl", lambda: watch.process_memory(serving), SAMPLE_EVERY_S
+        ),
         watch.sampling(
             load.out / "metrics.jsonl", lambda: watch.scrape(load.metrics_url), SAMPLE_EVERY_S
         ),

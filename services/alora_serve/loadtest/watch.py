@@ -1,6 +1,6 @@
 """What a run watches on the server's side while Locust calls it: the memory (RSS) of
-every process of the topology, and chosen series of its Prometheus endpoint, sampled on
-a fixed period into JSON lines."""
+every process of the topology serving the target, and chosen series of its Prometheus
+endpoint, sampled on a fixed period into JSON lines."""
 
 from __future__ import annotations
 
@@ -52,15 +52,36 @@ COUNTERS = (
 HIGHEST = ("vllm_kv_cache_usage",)  # a share: the highest of the replicas, not their sum
 
 
-def process_memory() -> dict:
-    """RSS in bytes of every topology process now, by "name (pid)"."""
+def serving_tree(port: int) -> psutil.Process:
+    """The topology serving on ``port`` here: from the process listening on it up through
+    its topology ancestors (a Ray worker, the raylet, the main job) to the first of them,
+    whose descendants are the topology's processes and no other's (a test session's own
+    engine, another topology on the same host)."""
+    listening = [
+        c.pid
+        for c in psutil.net_connections(kind="tcp")
+        if c.status == psutil.CONN_LISTEN and c.laddr and c.laddr.port == port and c.pid
+    ]
+    if not listening:
+        raise ValueError(f"no process on this host listens on port {port}")
+    root = psutil.Process(listening[0])
+    while (parent := root.parent()) is not None and _topology_process(parent.cmdline()):
+        root = parent
+    return root
+
+
+def process_memory(root: psutil.Process) -> dict:
+    """RSS in bytes of ``root`` and its descendants now, by "name (pid)"."""
     rss = {}
-    for process in psutil.process_iter(["pid", "cmdline"]):
-        name = _topology_process(process.info["cmdline"] or [])
-        if name is None:
-            continue
+    try:
+        processes = [root, *root.children(recursive=True)]
+    except psutil.Error:  # the topology has stopped
+        return rss
+    for process in processes:
         try:
-            rss[f"{name} ({process.info['pid']})"] = process.memory_info().rss
+            cmdline = process.cmdline()
+            name = _topology_process(cmdline) or process.name()
+            rss[f"{name} ({process.pid})"] = process.memory_info().rss
         except psutil.Error:  # it ended between listing and reading
             continue
     return rss

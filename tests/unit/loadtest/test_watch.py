@@ -4,6 +4,9 @@
 from __future__ import annotations
 
 import itertools
+import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -11,6 +14,18 @@ import pytest
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
 
 from alora_serve.loadtest import watch
+
+# A stand-in topology: a process titled as the main job starting one titled as the raylet,
+# which listens on loopback and prints its port.
+LISTENER = """
+import socket, sys
+s = socket.socket(); s.bind(("127.0.0.1", 0)); s.listen()
+print(s.getsockname()[1], flush=True); sys.stdin.read()
+"""
+MAIN_JOB = """
+import os, subprocess, sys
+subprocess.run([sys.executable, "-c", sys.argv[1], os.environ["CHILD"]], check=False)
+"""
 
 
 @pytest.fixture
@@ -123,3 +138,32 @@ def test_memory_growth_compares_the_steady_start_with_the_end() -> None:
 )
 def test_topology_processes_are_known_by_their_titles(cmdline: list[str], name) -> None:
     assert watch._topology_process(cmdline) == name
+
+
+def test_the_watched_processes_are_the_tree_serving_the_target_and_no_others() -> None:
+    main_job = subprocess.Popen(
+        [sys.executable, "-c", MAIN_JOB, LISTENER, "alora_serve.cli", "serve"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "CHILD": "raylet"},  # not on its own command line
+    )
+    # the same title on this host, serving nothing: a test session's engine, say
+    bystander = subprocess.Popen(
+        [sys.executable, "-c", "import sys; sys.stdin.read()", "alora_serve.cli", "serve"],
+        stdin=subprocess.PIPE,
+    )
+    try:
+        port = int(main_job.stdout.readline())
+        root = watch.serving_tree(port)
+        assert root.pid == main_job.pid
+        watched = watch.process_memory(root)
+        raylet = root.children()[0].pid
+        assert set(watched) == {f"alora_serve.cli serve ({main_job.pid})", f"raylet ({raylet})"}
+        assert all(rss > 0 for rss in watched.values())
+    finally:
+        for process in (main_job, bystander):
+            process.stdin.close()
+            process.wait(timeout=10)
+    with pytest.raises(ValueError, match=f"listens on port {port}"):
+        watch.serving_tree(port)
