@@ -21,6 +21,7 @@ import typing
 from pathlib import Path
 
 from alora_serve.loadtest.profiles import ProfileName
+from alora_serve.loadtest.runner import failure
 from bench.report import RESULTS
 from tests.support.main_job import running_main_job
 
@@ -37,7 +38,9 @@ def main(profile: str, name: str, serve_args: list[str], load_args: list[str]) -
             ],
             check=False,
         )
-        summary = json.loads((out / "summary.json").read_text())
+        summary = _summary(out / "summary.json", done.returncode, job.log_path)
+        if summary is None:
+            return done.returncode or 1
         summary["benchmark"] = "loadtest"
         summary["server"] = {"serve_args": serve_args, "log": str(job.log_path)}
         RESULTS.mkdir(exist_ok=True)
@@ -46,6 +49,30 @@ def main(profile: str, name: str, serve_args: list[str], load_args: list[str]) -
         shutil.copy(out / "samples.jsonl", RESULTS / f"loadtest_{name}.samples.jsonl")
         print(f"Wrote {RESULTS}/loadtest_{name}.json, .png and .samples.jsonl")
     return done.returncode
+
+
+def _summary(path: Path, returncode: int, server_log: Path) -> dict | None:
+    """The run's summary when it measured something to keep (calls that failed
+    unexpectedly are a result too); else None, once the failure is shown with the end of
+    the main job's log."""
+    summary = json.loads(path.read_text()) if path.exists() else None
+    why = "it wrote no summary" if summary is None else failure(summary)
+    if why is None:
+        if returncode:
+            print(f"alora-serve loadtest exited with code {returncode}: unexpected call errors")
+        return summary
+    print(
+        f"alora-serve loadtest failed (exit code {returncode}): {why}\n"
+        f"The main job's log ends ({server_log}):\n{_tail(server_log)}",
+        file=sys.stderr,
+    )
+    return None
+
+
+def _tail(path: Path, lines: int = 40) -> str:
+    if not path.exists():
+        return "(no log)"
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
 if __name__ == "__main__":
@@ -60,8 +87,8 @@ if __name__ == "__main__":
     args = parser.parse_args()
     serve_args = [*(["--topology", args.topology] if args.topology else [])]
     serve_args += ["--config", args.config] if args.config else []
-    load_args = [*(["--users", str(args.users)] if args.users else [])]
-    load_args += ["--run-time", str(args.run_time)] if args.run_time else []
-    load_args += ["--capacity", str(args.capacity)] if args.capacity else []
+    load_args = [*(["--users", str(args.users)] if args.users is not None else [])]
+    load_args += ["--run-time", str(args.run_time)] if args.run_time is not None else []
+    load_args += ["--capacity", str(args.capacity)] if args.capacity is not None else []
     name = args.name or "_".join([args.profile, args.topology or "disaggregated"])
     sys.exit(main(args.profile, name, serve_args, load_args))

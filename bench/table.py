@@ -6,6 +6,8 @@ import json
 import sys
 from pathlib import Path
 
+from alora_serve.loadtest.samples import REFUSED
+
 
 def alora_latency_table(result: dict) -> str:
     lines = [
@@ -134,7 +136,7 @@ def loadtest_table(result: dict) -> str:
         offered = f"{stage['turns_per_s']:.2f}" if stage.get("turns_per_s") else "closed loop"
         generate = stage["by_type"].get("Generate/total", {})
         refused = stage["refusals"]
-        others = {k: v for k, v in stage["errors_by_code"].items() if k != "RESOURCE_EXHAUSTED"}
+        others = {k: v for k, v in stage["errors_by_code"].items() if k != REFUSED}
         lines.append(
             f"| {i} | {stage['users']} | {offered} | {stage['intrinsic_calls_per_s']:.3f} "
             f"| {_seconds(stage['intrinsic_p95_s'])} "

@@ -23,12 +23,13 @@ from locust import LoadTestShape, User, events, task  # noqa: E402 (after the pa
 from locust.env import Environment  # noqa: E402
 
 from alora_serve.client import AloraClient, AloraError, ClientTLS  # noqa: E402
+from alora_serve.loadtest import MTRAG_REFERENCE  # noqa: E402
 from alora_serve.loadtest.conversations import (  # noqa: E402
     Conversation,
     load_conversations,
     turn_arguments,
 )
-from alora_serve.loadtest.profiles import MAX_USERS, CallMix, pause_s  # noqa: E402
+from alora_serve.loadtest.profiles import MAX_USERS, CallMix, Pacer, stage_windows  # noqa: E402
 from alora_serve.loadtest.samples import Sample, Samples  # noqa: E402
 
 # gRPC's gevent support waits for each call in gevent's thread pool, whose default of 10
@@ -43,7 +44,7 @@ RECORDED = Samples()  # this process's calls (one Locust process per run)
 
 @events.init_command_line_parser.add_listener
 def _options(parser) -> None:
-    parser.add_argument("--mtrag", default="tests/data/mtrag/mtrag_un_reference.jsonl")
+    parser.add_argument("--mtrag", default=MTRAG_REFERENCE)
     parser.add_argument("--call-mix", default="{}", help="CallMix as JSON")
     parser.add_argument("--max-calls", type=int, default=1000)
     parser.add_argument(
@@ -63,7 +64,20 @@ def _keep(name, response_time, exception, context=None, **_kwargs) -> None:
     RECORDED.add(Sample(name, started, response_time / 1000, code))
     environment = (context or {}).get("environment")
     if environment is not None and len(RECORDED.kept) >= environment.parsed_options.max_calls:
-        environment.runner.quit()  # the run's call cap
+        _CallCap.reached(environment)
+
+
+class _CallCap:
+    """The run's call cap: the first call to reach it ends the run; the calls still
+    finishing meanwhile only add their samples."""
+
+    hit = False
+
+    @classmethod
+    def reached(cls, environment: Environment) -> None:
+        if not cls.hit:
+            cls.hit = True
+            environment.runner.quit()
 
 
 @events.user_error.add_listener
@@ -127,11 +141,8 @@ def _stage(environment: Environment) -> dict | None:
     """The stage the run is in ({"users", "duration_s", "turns_per_s"}), None after the
     last."""
     elapsed = environment.shape_class.get_run_time()
-    for stage in _stages(environment.parsed_options.stages):
-        if elapsed < stage["duration_s"]:
-            return stage
-        elapsed -= stage["duration_s"]
-    return None
+    windows = stage_windows(_stages(environment.parsed_options.stages))
+    return next((stage for stage, begin, end in windows if begin <= elapsed < end), None)
 
 
 class StagedShape(LoadTestShape):
@@ -155,6 +166,7 @@ class RagUser(User):
         RagUser.started += 1
         self.turn_started = time.monotonic()
         self.random = random.Random(f"{options.seed}-{RagUser.started}")
+        self.pacer = Pacer(self.random, self.mix)
         self.conversations = _conversations(Path(options.mtrag))
         tls = None
         if options.tls_ca:
@@ -172,8 +184,8 @@ class RagUser(User):
         self.client.close()
 
     def wait_time(self) -> float:
-        turn_s = time.monotonic() - self.turn_started
-        return pause_s(_stage(self.environment), turn_s, self.random, self.mix)
+        stage = _stage(self.environment)
+        return self.pacer.pause_s(stage, self.turn_started, time.monotonic())
 
     def _begin(self, conversation: Conversation) -> None:
         self.conversation, self.next_turn, self.messages = conversation, 0, []

@@ -67,14 +67,37 @@ class Stage(BaseModel):
         return {"users": self.users, "duration_s": self.duration_s, "turns_per_s": rate}
 
 
-def pause_s(stage: dict | None, turn_s: float, rng: random.Random, mix: CallMix) -> float:
-    """How long a user waits after a turn that took ``turn_s``: the mix's think time in a
-    closed loop; in a stage that offers a rate, what is left of an exponential gap between
-    the user's turn starts (so the users together start turns as a Poisson process)."""
-    if stage is None or not stage["turns_per_s"]:
-        return rng.uniform(*mix.think_s)
-    gap = rng.expovariate(stage["turns_per_s"] / stage["users"])
-    return max(0.0, gap - turn_s)
+class Pacer:
+    """When one user starts its next turn: the mix's think time after each turn in a
+    closed loop; in a stage that offers a rate, at Poisson times, each start an
+    exponential gap after the one planned before it whatever the turns took (a late user
+    starts at once and catches up), so that the users together start turns at the
+    offered rate. A new stage plans afresh from the turn just made."""
+
+    def __init__(self, rng: random.Random, mix: CallMix) -> None:
+        self._rng, self._mix = rng, mix
+        self._stage: dict | None = None
+        self._planned = 0.0  # when the user's next turn is due
+
+    def pause_s(self, stage: dict | None, turn_started: float, now: float) -> float:
+        """How long to wait, at ``now``, after the turn that started at ``turn_started``."""
+        if stage is None or not stage["turns_per_s"]:
+            self._stage = None
+            return self._rng.uniform(*self._mix.think_s)
+        if stage != self._stage:
+            self._stage, self._planned = stage, turn_started
+        self._planned += self._rng.expovariate(stage["turns_per_s"] / stage["users"])
+        return max(0.0, self._planned - now)
+
+
+def stage_windows(plan: list[dict], start: float = 0.0) -> list[tuple[dict, float, float]]:
+    """Each stage of ``plan`` ({"duration_s", ...}, in order) with when it begins and
+    ends, the first beginning at ``start``."""
+    windows, begin = [], start
+    for stage in plan:
+        windows.append((stage, begin, begin + stage["duration_s"]))
+        begin += stage["duration_s"]
+    return windows
 
 
 class LoadProfile(BaseModel):
@@ -103,6 +126,11 @@ class LoadProfile(BaseModel):
             raise ValueError("at least one stage needs users")
         if self.run_time_s > 4 * 3600:
             raise ValueError(f"a run lasts at most 4 h, these stages last {self.run_time_s} s")
+        if self.settle_s >= (shortest := min(s.duration_s for s in self.stages)):
+            raise ValueError(
+                f"settle_s ({self.settle_s:g} s) must be shorter than the shortest stage "
+                f"({shortest} s): each stage's figures come after its settle"
+            )
         return self
 
     @property
@@ -119,21 +147,30 @@ class LoadProfile(BaseModel):
     def with_users(self, users: int) -> LoadProfile:
         """The same stages scaled so that the busiest has ``users`` (a stage with users
         keeps at least one)."""
+        if users < 1:
+            raise ValueError(f"a run needs at least one user, not {users}")
         factor = users / self.users
-        stages = [
-            s.model_copy(update={"users": max(min(s.users, 1), round(s.users * factor))})
-            for s in self.stages
-        ]
-        return self.model_copy(update={"stages": stages})
+        return self._with_stages(
+            [{"users": max(min(s.users, 1), round(s.users * factor))} for s in self.stages]
+        )
 
     def with_run_time(self, seconds: int) -> LoadProfile:
-        """The same stages, each stretched or shrunk in proportion."""
+        """The same stages, each stretched or shrunk in proportion; the settle shrinks
+        with the stage shrunk most, so that it stays shorter than every stage."""
+        if seconds < 1:
+            raise ValueError(f"a run lasts at least a second, not {seconds}")
         factor = seconds / self.run_time_s
-        stages = [
-            s.model_copy(update={"duration_s": max(5, round(s.duration_s * factor))})
-            for s in self.stages
-        ]
-        return self.model_copy(update={"stages": stages})
+        durations = [max(5, round(s.duration_s * factor)) for s in self.stages]
+        shrunk = min(new / s.duration_s for new, s in zip(durations, self.stages, strict=True))
+        return self._with_stages(
+            [{"duration_s": d} for d in durations], settle_s=self.settle_s * min(1.0, shrunk)
+        )
+
+    def _with_stages(self, changes: list[dict], **fields: float) -> LoadProfile:
+        """A copy, validated, with each stage updated by its ``changes`` and ``fields``
+        replaced."""
+        stages = [{**s.model_dump(), **c} for s, c in zip(self.stages, changes, strict=True)]
+        return LoadProfile.model_validate({**self.model_dump(), "stages": stages, **fields})
 
 
 PROFILES: dict[ProfileName, LoadProfile] = {

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from alora_serve.loadtest.profiles import stage_windows
 from alora_serve.loadtest.samples import Sample
 
 BIN_S = 10.0
@@ -90,16 +91,14 @@ def _memory(ax, memory: list[dict], begin: float) -> None:
 
 def _mark_stages(ax, stages: list[dict]) -> None:
     """A line where each stage begins, named by its users (and offered turns a second)."""
-    start = 0.0
-    for stage in stages:
-        ax.axvline(start, color="grey", lw=0.6, ls="--")
+    for stage, begin, _ in stage_windows(stages):
+        ax.axvline(begin, color="grey", lw=0.6, ls="--")
         if ax.get_subplotspec().is_first_row():
             rate = f", {stage['turns_per_s']:.2f}/s" if stage.get("turns_per_s") else ""
             ax.annotate(
                 f"{stage['users']} users{rate}",
-                (start, 1.0),
+                (begin, 1.0),
                 xycoords=("data", "axes fraction"),
                 fontsize=7,
                 va="bottom",
             )
-        start += stage["duration_s"]

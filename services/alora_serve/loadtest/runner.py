@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
 
-from alora_serve.loadtest import watch
+from alora_serve.loadtest import METRICS_URL, watch
 from alora_serve.loadtest.profiles import LoadProfile
 from alora_serve.loadtest.report import plot
 from alora_serve.loadtest.samples import Samples, capacity, summarize, summarize_stages
@@ -32,7 +32,7 @@ class LoadRun:
     token: str = ""
     tls_ca: str = ""
     verify_composed: bool = False
-    metrics_url: str = "http://127.0.0.1:9464/metrics"  # the main job's scrape endpoint
+    metrics_url: str = METRICS_URL
     capacity_per_s: float | None = None  # for profiles that offer a share of it
 
     def stages(self) -> list[dict]:
@@ -42,6 +42,9 @@ class LoadRun:
         profile, out = self.profile, self.out
         return [
             *(sys.executable, "-m", "locust", "-f", str(LOCUSTFILE), "--headless"),
+            # the calls' statuses are judged from the samples (some profiles expect
+            # refusals): Locust's own exit code is left to say whether Locust failed
+            *("--exit-code-on-error", "0"),
             *("--host", self.target, "--spawn-rate", str(profile.spawn_rate)),
             *("--stages", json.dumps(self.stages())),
             *("--stop-timeout", str(STOP_TIMEOUT_S), "--only-summary"),
@@ -51,6 +54,16 @@ class LoadRun:
             *("--tls-ca", self.tls_ca, "--samples-out", str(out / "samples.jsonl")),
             *(["--verify-composed"] if self.verify_composed else []),
         ]
+
+
+def failure(summary: dict) -> str | None:
+    """Why a run measured nothing to go by (Locust failed, or no call was made), if so;
+    the calls' statuses are judged apart."""
+    if summary["locust_exit_code"] != 0:
+        return f"Locust exited with code {summary['locust_exit_code']} (its output above says why)"
+    if summary["calls"] == 0:
+        return "the run made no calls: is the server answering on the target?"
+    return None
 
 
 def require_loopback(target: str) -> None:
@@ -84,7 +97,8 @@ def run(load: LoadRun) -> dict:
     ):
         done = subprocess.run(load.command(), check=False)
         time.sleep(WATCH_AFTER_S)
-    kept = Samples.read(load.out / "samples.jsonl").kept
+    written = load.out / "samples.jsonl"  # not when Locust failed before it started
+    kept = Samples.read(written).kept if written.exists() else []
     begin = min((s.started_at for s in kept), default=0.0)  # the run's first call
     stages = summarize_stages(kept, plan, profile.settle_s, profile.slo_intrinsic_p95_s)
     metrics = watch.read_records(load.out / "metrics.jsonl")

@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from alora_serve.loadtest.profiles import stage_windows
+
 
 @dataclass(frozen=True)
 class Sample:
@@ -56,13 +58,8 @@ def summarize(
     (and the slowest); errors by status; how fast refusals (RESOURCE_EXHAUSTED) came back;
     goodput: intrinsic calls a second that succeeded within the SLO.
     Rates are over ``window`` (begin, end) when given, else from the first call's start to
-    the last one's end."""
-    if not kept:
-        return {"calls": 0, "by_type": {}, "errors_by_code": {}, "duration_s": 0.0}
-    begin, end = window or (
-        min(s.started_at for s in kept),
-        max(s.started_at + s.seconds for s in kept),
-    )
+    the last one's end. No calls: the same figures, zero or None."""
+    begin, end = window or _span(kept)
     duration = max(end - begin, 1e-9)
     by_type: dict[str, Any] = {}
     for name in sorted({s.name for s in kept}):
@@ -79,7 +76,7 @@ def summarize(
     refused = sorted(s.seconds for s in kept if s.code == REFUSED)
     return {
         "calls": len(kept),
-        "duration_s": duration,
+        "duration_s": end - begin,
         "per_s": len(kept) / duration,
         "by_type": by_type,
         "errors_by_code": dict(Counter(s.code for s in kept if s.code != "OK")),
@@ -90,6 +87,13 @@ def summarize(
             "fraction": len(good) / len(intrinsic) if intrinsic else None,
         },
     }
+
+
+def _span(kept: list[Sample]) -> tuple[float, float]:
+    """From the first call's start to the last one's end; (0, 0) for none."""
+    if not kept:
+        return 0.0, 0.0
+    return min(s.started_at for s in kept), max(s.started_at + s.seconds for s in kept)
 
 
 def _latencies(seconds: list[float]) -> dict[str, float | None]:
@@ -105,26 +109,32 @@ def _intrinsic(kept: list[Sample]) -> list[Sample]:
 def summarize_stages(
     kept: list[Sample], stages: list[dict], settle_s: float, slo_intrinsic_p95_s: float
 ) -> list[dict[str, Any]]:
-    """One summary per stage ({"users", "duration_s"}, in order from the run's first
-    call) of the calls started in it after its first ``settle_s`` seconds, with the
-    intrinsic calls' p95 over all intrinsics."""
+    """One summary per stage of the plan ({"users", "duration_s", ...}, in order from the
+    run's first call) of the calls started in it after its first ``settle_s`` seconds,
+    with the intrinsic calls' p95 over all intrinsics. The stage's planned keys stay as
+    planned; ``measured_s`` is the window its figures cover."""
     if not kept:
         return []
-    begin, summaries = min(s.started_at for s in kept), []
-    for stage in stages:
-        window = (begin + settle_s, begin + stage["duration_s"])
-        within = [s for s in kept if window[0] <= s.started_at < window[1]]
-        ok = sorted(s.seconds for s in _intrinsic(within) if s.code == "OK")
-        summaries.append(
-            {
-                **stage,
-                "intrinsic_calls_per_s": len(_intrinsic(within)) / (window[1] - window[0]),
-                "intrinsic_p95_s": _percentile(ok, 0.95) if ok else None,
-                **summarize(within, slo_intrinsic_p95_s, window),
-            }
-        )
-        begin += stage["duration_s"]
-    return summaries
+    first = min(s.started_at for s in kept)
+    return [
+        _stage_summary(kept, stage, (begin + settle_s, end), slo_intrinsic_p95_s)
+        for stage, begin, end in stage_windows(stages, first)
+    ]
+
+
+def _stage_summary(
+    kept: list[Sample], stage: dict, window: tuple[float, float], slo_intrinsic_p95_s: float
+) -> dict[str, Any]:
+    within = [s for s in kept if window[0] <= s.started_at < window[1]]
+    ok = sorted(s.seconds for s in _intrinsic(within) if s.code == "OK")
+    measured = summarize(within, slo_intrinsic_p95_s, window)
+    return {
+        **stage,
+        "measured_s": measured.pop("duration_s"),
+        "intrinsic_calls_per_s": len(_intrinsic(within)) / max(window[1] - window[0], 1e-9),
+        "intrinsic_p95_s": _percentile(ok, 0.95) if ok else None,
+        **measured,
+    }
 
 
 def capacity(stages: list[dict[str, Any]], slo_intrinsic_p95_s: float) -> dict[str, Any] | None:

@@ -4,7 +4,10 @@ endpoint, sampled on a fixed period into JSON lines."""
 
 from __future__ import annotations
 
+import http.client
 import json
+import logging
+import statistics
 import threading
 import time
 import urllib.request
@@ -50,6 +53,13 @@ COUNTERS = (
     "vllm_preemptions",
 )
 HIGHEST = ("vllm_kv_cache_usage",)  # a share: the highest of the replicas, not their sum
+# A record's counters as scraped, each series by its full label set (a replica's own):
+# {series: [[labels, number], ...]}, what ``counted`` diffs.
+COUNTER_SERIES = "counter_series"
+# What a failed read raises: the server not (yet) answering, or answering badly.
+READ_ERRORS = (OSError, ValueError, http.client.HTTPException)
+MIN_MEMORY_SAMPLES = 5  # a process sampled fewer times shows no trend
+log = logging.getLogger(__name__)
 
 
 def serving_tree(port: int) -> psutil.Process:
@@ -98,11 +108,13 @@ def _topology_process(cmdline: list[str]) -> str | None:
 
 def scrape(url: str) -> dict:
     """The chosen series now, summed by their label (or the highest, for shares):
-    {series: {label value: number}}."""
+    {series: {label value: number}}, and the counters by full label set
+    (``COUNTER_SERIES``)."""
     with urllib.request.urlopen(url, timeout=10) as response:
         text = response.read().decode()
     wanted = {name: (series, label) for series, (name, label) in SERIES.items()}
     values: dict[str, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+    counters: dict[str, list] = defaultdict(list)
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
             if sample.name in wanted:
@@ -112,22 +124,30 @@ def scrape(url: str) -> dict:
                     by[key] = max(by.get(key, 0.0), sample.value)
                 else:
                     by[key] += sample.value
-    return {series: dict(by) for series, by in values.items()}
+                if series in COUNTERS:
+                    counters[series].append([sample.labels, sample.value])
+    summed = {series: dict(by) for series, by in values.items()}
+    return {**summed, COUNTER_SERIES: dict(counters)} if counters else summed
 
 
 @contextmanager
 def sampling(path: Path, read: Callable[[], dict], every_s: float) -> Iterator[None]:
     """Writes ``{"t": seconds since the epoch, **read()}`` to ``path`` every ``every_s``
-    seconds while the block runs; a failed read is written as its error."""
+    seconds while the block runs; a failed read is written as its error (the first one
+    logged too), and sampling goes on."""
     stop = threading.Event()
 
     def loop() -> None:
+        failed = False
         with path.open("w") as out:
             while True:
                 try:
                     record = {"t": time.time(), **read()}
-                except OSError as error:  # the server not (yet) answering
-                    record = {"t": time.time(), "error": str(error)}
+                except READ_ERRORS as error:
+                    record = {"t": time.time(), "error": f"{type(error).__name__}: {error}"}
+                    if not failed:
+                        log.warning("sampling %s: a read failed (%s)", path.name, record["error"])
+                    failed = True
                 out.write(json.dumps(record) + "\n")
                 out.flush()
                 if stop.wait(every_s):
@@ -149,18 +169,34 @@ def read_records(path: Path) -> list[dict]:
 
 
 def counted(records: list[dict]) -> dict[str, dict[str, float]]:
-    """What the server's counters added from the first answered sample to the last."""
-    answered = [r for r in records if "error" not in r]
+    """What the server's counters added from the first answered sample to the last, by
+    the label each series is summed by. Each series (one replica's) adds what it rose by
+    from the value last seen, as Prometheus's ``increase`` reads it: a series first seen
+    later counts whole, one that fell (restarted) counts from zero, and one gone with its
+    replica keeps what it added until then."""
+    answered = [r.get(COUNTER_SERIES, {}) for r in records if "error" not in r]
     if len(answered) < 2:
         return {}
-    first, last = answered[0], answered[-1]
-    return {
-        series: {
-            label: value - first.get(series, {}).get(label, 0.0)
-            for label, value in last.get(series, {}).items()
-        }
-        for series in COUNTERS
-    }
+    seen = _counter_values(answered[0])
+    added: dict[str, dict[str, float]] = {series: defaultdict(float) for series in COUNTERS}
+    for record in answered[1:]:
+        for key, value in _counter_values(record).items():
+            was = seen.get(key, 0.0)
+            added[key[0]][key[1]] += value - was if value >= was else value
+            seen[key] = value
+    return {series: dict(by) for series, by in added.items()}
+
+
+def _counter_values(record: dict) -> dict[tuple[str, str, tuple], float]:
+    """A record's counters by (series, the value of the label it is summed by, the
+    series' full label set)."""
+    values = {}
+    for series, scraped in record.items():
+        label = SERIES[series][1]
+        for labels, value in scraped:
+            group = labels.get(label, "") if label else ""
+            values[series, group, tuple(sorted(labels.items()))] = value
+    return values
 
 
 def replica_changes(records: list[dict], begin: float) -> list[dict]:
@@ -180,22 +216,27 @@ def replica_changes(records: list[dict], begin: float) -> list[dict]:
 
 
 def memory_growth(records: list[dict], settle_s: float) -> dict[str, dict[str, float]]:
-    """Per process seen from start to end: RSS after ``settle_s`` (median of the first
-    five samples from then), at the end (median of the last five), and the growth."""
+    """Per process alive at the end (in one of the last three steady samples) and sampled
+    in at least half of them (a read may miss a busy process now and then): RSS after
+    ``settle_s`` (median of its first five samples from then), at the end (median of its
+    last five), the growth, and how many samples it had."""
     if not records:
         return {}
     begin = records[0]["t"] + settle_s
     steady = [r for r in records if r["t"] >= begin and "error" not in r]
+    names = {name for record in steady for name in record} - {"t"}
     growth = {}
-    for name in steady[0] if steady else {}:
+    for name in sorted(names):
         series = [r[name] for r in steady if name in r]
-        if name == "t" or len(series) < 10 or name not in steady[-1]:
+        ended = all(name not in record for record in steady[-3:])
+        if ended or len(series) < max(MIN_MEMORY_SAMPLES, len(steady) / 2):
             continue
-        first, last = sorted(series[:5])[2], sorted(series[-5:])[2]
+        first, last = statistics.median(series[:5]), statistics.median(series[-5:])
         growth[name] = {
             "first_mib": first / 2**20,
             "last_mib": last / 2**20,
             "max_mib": max(series) / 2**20,
             "growth_mib": (last - first) / 2**20,
+            "samples": len(series),
         }
     return growth

@@ -3,20 +3,32 @@ command it runs, and the loopback rule."""
 
 from __future__ import annotations
 
+import argparse
+import itertools
 import json
 import math
 import random
 import statistics
+import sys
 from pathlib import Path
 
 import pytest
+from PIL import Image
 from pydantic import ValidationError
 
 from alora_serve.loadtest.conversations import load_conversations, turn_arguments
-from alora_serve.loadtest.profiles import PROFILES, CallMix, LoadProfile, Stage, pause_s
+from alora_serve.loadtest.profiles import (
+    PROFILES,
+    CallMix,
+    LoadProfile,
+    Pacer,
+    Stage,
+    stage_windows,
+)
 from alora_serve.loadtest.report import plot
 from alora_serve.loadtest.runner import LoadRun, require_loopback
 from alora_serve.loadtest.samples import Sample, Samples, capacity, summarize, summarize_stages
+from bench.table import loadtest_table
 from tests.support.conversations import MTRAG
 
 
@@ -79,6 +91,33 @@ def test_overrides_scale_every_stage_in_proportion() -> None:
     assert [s.users for s in idle.with_users(8).stages] == [8, 0]
 
 
+def test_a_shortened_run_settles_within_every_stage() -> None:
+    """Found by review: `--profile smoke --run-time 10` kept the 10 s settle in a 10 s
+    stage, and summarizing the stage divided by zero."""
+    smoke = PROFILES["smoke"].with_run_time(10)
+    assert smoke.run_time_s == 10 and 0 < smoke.settle_s < 10
+    assert smoke.settle_s == pytest.approx(10 * 10 / 60)
+    kept = [Sample("RunIntrinsic/answerability", 1000.0 + t, 0.5, "OK") for t in range(10)]
+    (stage,) = summarize_stages(kept, smoke.plan(), smoke.settle_s, smoke.slo_intrinsic_p95_s)
+    assert stage["calls"] == 8 and stage["measured_s"] == pytest.approx(10 - smoke.settle_s)
+    capacity_ = PROFILES["capacity"].with_run_time(10)  # every stage at its 5 s floor
+    assert capacity_.settle_s < min(s.duration_s for s in capacity_.stages)
+    soak = PROFILES["soak"]
+    assert soak.with_run_time(2 * soak.run_time_s).settle_s == soak.settle_s
+    with pytest.raises(ValidationError, match="shorter than the shortest stage"):
+        LoadProfile(stages=[Stage(users=1, duration_s=10)], spawn_rate=1, max_calls=10)
+
+
+def test_overrides_that_leave_nothing_to_run_are_refused() -> None:
+    smoke = PROFILES["smoke"]
+    with pytest.raises(ValueError, match="at least one user"):
+        smoke.with_users(0)
+    with pytest.raises(ValueError, match="at least a second"):
+        smoke.with_run_time(0)
+    with pytest.raises(ValidationError, match="less than or equal to 512"):
+        smoke.with_users(1000)  # scaled copies are validated too
+
+
 def test_shares_of_capacity_become_rates_and_need_the_capacity() -> None:
     overload = PROFILES["overload"]
     assert [s["turns_per_s"] for s in overload.plan(0.5)] == pytest.approx([0.15, 1.5, 0.15, 0.15])
@@ -87,25 +126,59 @@ def test_shares_of_capacity_become_rates_and_need_the_capacity() -> None:
     assert [s["turns_per_s"] for s in PROFILES["capacity"].plan()] == [None] * 7
 
 
+def _paced_starts(pacer: Pacer, stage: dict, turn_s: float, turns: int, now: float) -> list:
+    """When a user following ``pacer`` starts ``turns`` turns that take ``turn_s`` each,
+    the first at ``now``."""
+    starts = []
+    for _ in range(turns):
+        starts.append(now)
+        now += turn_s
+        now += pacer.pause_s(stage, starts[-1], now)
+    return starts
+
+
 def test_paced_users_start_turns_at_the_offered_rate_whatever_a_turn_takes() -> None:
-    rng, mix = random.Random(7), CallMix(think_s=(0.5, 2.0))
+    """Found by review: waiting what was left of a gap after the turn made the gap between
+    starts max(turn, gap), 20% below the offered rate for 4 s turns and 5 s gaps."""
     stage = {"users": 10, "duration_s": 60, "turns_per_s": 2.0}  # a turn per user every 5 s
-    gaps = [pause_s(stage, 0.0, rng, mix) for _ in range(20_000)]
-    assert statistics.fmean(gaps) == pytest.approx(5.0, rel=0.03)
+    for turn_s in (0.0, 4.0):
+        starts = _paced_starts(Pacer(random.Random(7), CallMix()), stage, turn_s, 20_000, 0.0)
+        gaps = [b - a for a, b in itertools.pairwise(starts)]
+        assert statistics.fmean(gaps) == pytest.approx(5.0, rel=0.03)
+    quick = _paced_starts(Pacer(random.Random(7), CallMix()), stage, 0.0, 20_000, 0.0)
+    gaps = [b - a for a, b in itertools.pairwise(quick)]
     assert statistics.median(gaps) == pytest.approx(5.0 * math.log(2), rel=0.05)  # exponential
-    slow = [pause_s(stage, 4.0, rng, mix) for _ in range(20_000)]  # the turn took 4 s
-    assert statistics.fmean(slow) == pytest.approx(5.0 * math.exp(-4 / 5), rel=0.05)
-    assert min(slow) == 0.0  # a late user starts at once
-    closed = [pause_s({**stage, "turns_per_s": None}, 9.0, rng, mix) for _ in range(1000)]
+    pacer = Pacer(random.Random(7), CallMix(think_s=(0.5, 2.0)))
+    closed = [pacer.pause_s({**stage, "turns_per_s": None}, 0.0, 9.0) for _ in range(1000)]
     assert min(closed) >= 0.5 and max(closed) <= 2.0
+
+
+def test_a_new_stage_paces_afresh_from_the_turn_just_made() -> None:
+    """A user far behind a busy stage's plan does not rush the next stage's turns."""
+    busy = {"users": 1, "duration_s": 60, "turns_per_s": 1.0}
+    calm = {"users": 1, "duration_s": 60, "turns_per_s": 0.001}
+    rushed = 0
+    for seed in range(200):
+        pacer = Pacer(random.Random(seed), CallMix())
+        now = _paced_starts(pacer, busy, 10.0, 50, 0.0)[-1] + 10.0  # ~450 s behind
+        rushed += pacer.pause_s(calm, now - 10.0, now) == 0.0
+    assert rushed < 10  # a calm gap shorter than the 10 s turn: about 1 in 100
+
+
+def test_stage_windows_walk_the_plan_from_its_start() -> None:
+    plan = [{"users": 1, "duration_s": 60}, {"users": 4, "duration_s": 30}]
+    assert stage_windows(plan, 100.0) == [(plan[0], 100.0, 160.0), (plan[1], 160.0, 190.0)]
+    assert stage_windows(plan)[1][1:] == (60.0, 90.0)
 
 
 def test_the_command_carries_every_bound_and_option(tmp_path: Path) -> None:
     load = LoadRun("127.0.0.1:50051", PROFILES["smoke"], tmp_path, MTRAG, verify_composed=True)
     command = load.command()
-    joined = " ".join(command)
-    for part in ("--headless", "--spawn-rate 1", "--max-calls 400"):
-        assert part in joined
+    assert command[:4] == [sys.executable, "-m", "locust", "-f"]
+    options = _locust_options(command[5:])
+    assert options.headless and options.spawn_rate == 1 and options.max_calls == 400
+    assert options.exit_code_on_error == 0  # statuses are judged from the samples
+    assert options.host == "127.0.0.1:50051" and options.mtrag == str(MTRAG)
     stages = json.loads(command[command.index("--stages") + 1])
     assert stages == [{"users": 2, "duration_s": 60, "turns_per_s": None}]
     assert "--verify-composed" in command
@@ -175,6 +248,28 @@ def test_stages_are_summarized_apart_and_capacity_is_the_busiest_healthy_one() -
     assert capacity([*summaries, calm], slo_intrinsic_p95_s=5)["users"] == 1
 
 
+def test_a_stage_keeps_its_planned_duration_apart_from_the_window_measured() -> None:
+    stages = [{"users": 1, "duration_s": 60, "turns_per_s": None}] * 2
+    calm, _ = summarize_stages(_stepped_run(), stages, settle_s=10, slo_intrinsic_p95_s=5)
+    assert calm["duration_s"] == 60 and calm["measured_s"] == pytest.approx(50.0)
+    assert calm["per_s"] == pytest.approx(2.0)  # over the measured window
+
+
+def test_a_stage_without_calls_is_summarized_like_any_other() -> None:
+    """Found by review: the call cap ends a run before its last stage, whose empty summary
+    lacked the figures the results table reads ("refusals")."""
+    stages = [{"users": 1, "duration_s": 60, "turns_per_s": None}] * 3
+    summaries = summarize_stages(_stepped_run(), stages, settle_s=10, slo_intrinsic_p95_s=5)
+    empty = summaries[-1]
+    assert set(empty) == set(summaries[0])
+    assert (empty["calls"], empty["per_s"], empty["refusals"]["calls"]) == (0, 0.0, 0)
+    assert empty["goodput"]["fraction"] is None and empty["intrinsic_p95_s"] is None
+    assert set(summarize([], 5.0)) == set(summarize(_stepped_run(), 5.0))
+    table = loadtest_table({"stages": summaries})
+    assert table.splitlines()[-1].startswith("| 3 | 1 | closed loop | 0.000 | - |")
+    assert table.splitlines()[-2].endswith("| 5 (8.00 s) | 0 |")  # refusals apart
+
+
 def test_turns_without_documents_ask_nothing_about_a_document() -> None:
     """Found by the capacity run: a third of MTRAG's turns retrieved no document, and the
     composed call then sent context_relevance without one (INVALID_ARGUMENT)."""
@@ -195,4 +290,24 @@ def test_a_stepped_run_is_plotted_with_its_stages(tmp_path: Path) -> None:
     metrics = [{"t": 1000.0 + t, "replicas": {"prefill": 1.0}} for t in range(0, 120, 5)]
     memory = [{"t": 1000.0 + t, "VLLM::Worker (1)": 2**30} for t in range(0, 120, 5)]
     plot(_stepped_run(), stages, (metrics, memory), tmp_path / "run.png")
-    assert (tmp_path / "run.png").read_bytes().startswith(b"\x89PNG")
+    with Image.open(tmp_path / "run.png") as image:
+        assert image.format == "PNG" and image.size == (1100, 1210)  # 10 x 11 in at 110 dpi
+        darkest, lightest = image.convert("L").getextrema()
+        assert darkest < 100 < lightest  # drawn on, not blank
+
+
+def _locust_options(argv: list[str]) -> argparse.Namespace:
+    """``argv`` parsed by the options Locust and the locustfile define (not Locust's own
+    parser: importing Locust patches this process for gevent)."""
+    parser = argparse.ArgumentParser(exit_on_error=False)
+    for flag in ("--headless", "--only-summary", "--verify-composed"):
+        parser.add_argument(flag, action="store_true")
+    for flag in ("--spawn-rate", "--stop-timeout"):
+        parser.add_argument(flag, type=float)
+    for flag in ("--exit-code-on-error", "--max-calls"):
+        parser.add_argument(flag, type=int)
+    for flag in ("--host", "--stages", "--csv", "--html", "--mtrag", "--call-mix", "--token"):
+        parser.add_argument(flag)
+    parser.add_argument("--tls-ca")
+    parser.add_argument("--samples-out")
+    return parser.parse_args(argv)
