@@ -12,6 +12,9 @@ from pathlib import Path
 
 from pydantic import ValidationError
 
+from alora_serve.deploy import cli as deploy_cli
+from alora_serve.deploy.errors import DeployError
+from alora_serve.loadtest import METRICS_URL, MTRAG_REFERENCE
 from alora_serve.loadtest.profiles import ProfileName
 from alora_serve.model import ModelError
 
@@ -20,7 +23,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.run(args)
-    except (ModelError, ValidationError) as exc:
+    except (ModelError, ValidationError, DeployError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
@@ -31,7 +34,14 @@ def _parser() -> argparse.ArgumentParser:
 
     prepare = commands.add_parser("prepare-model", help="convert the embedded default model once")
     prepare.add_argument("--force", action="store_true", help="rebuild even if a copy exists")
+    prepare.add_argument(
+        "--stand-ins",
+        action="store_true",
+        help="also make the seeded stand-in adapters (what a topology without a library serves)",
+    )
     prepare.set_defaults(run=_prepare_model)
+
+    deploy_cli.add_commands(commands)
 
     serve = commands.add_parser(
         "serve", help="run the main job: a serving topology on Ray Serve, until interrupted"
@@ -83,8 +93,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     load.add_argument("--target", default="127.0.0.1:50051", help="gRPC host:port (loopback)")
     load.add_argument("--profile", choices=typing.get_args(ProfileName), default="smoke")
-    load.add_argument("--users", type=int, help="scale the profile's stages to this many users")
-    load.add_argument("--run-time", type=int, help="scale the profile's stages to these seconds")
+    load.add_argument(
+        "--users", type=_positive, help="scale the profile's stages to this many users"
+    )
+    load.add_argument(
+        "--run-time", type=_positive, help="scale the profile's stages to these seconds"
+    )
     load.add_argument(
         "--capacity",
         type=float,
@@ -93,13 +107,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     load.add_argument(
         "--metrics-url",
-        default="http://127.0.0.1:9464/metrics",
+        default=METRICS_URL,
         help="the server's Prometheus endpoint, sampled during the run (loopback)",
     )
     load.add_argument("--out", default=None, help="report folder (default: in the cache)")
     load.add_argument(
         "--mtrag",
-        default="tests/data/mtrag/mtrag_un_reference.jsonl",
+        default=MTRAG_REFERENCE,
         help="MTRAG conversations (JSONL) to replay",
     )
     load.add_argument("--token", default="", help="bearer token, if the server requires one")
@@ -113,11 +127,27 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
 def _prepare_model(args: argparse.Namespace) -> int:
     from alora_serve.model import prepare_embedded
 
-    prepare_embedded(force=args.force, progress=lambda line: print(line, flush=True))
+    prepare_embedded(force=args.force, progress=_print_now)
+    if args.stand_ins:
+        from alora_serve.topology.app import resolve_library
+        from alora_serve.topology.config import TopologyConfig
+
+        resolve_library(TopologyConfig(), _print_now)
     return 0
+
+
+def _print_now(line: str) -> None:
+    print(line, flush=True)
 
 
 def _serve(args: argparse.Namespace) -> int:
@@ -152,7 +182,7 @@ def _loadtest(args: argparse.Namespace) -> int:
     import time
 
     from alora_serve.loadtest.profiles import PROFILES
-    from alora_serve.loadtest.runner import LoadRun, require_loopback, run
+    from alora_serve.loadtest.runner import LoadRun, failure, require_loopback, run
     from alora_serve.paths import cache_root
 
     require_loopback(args.target)
@@ -172,6 +202,9 @@ def _loadtest(args: argparse.Namespace) -> int:
     shown = ("calls", "per_s", "errors_by_code", "goodput", "capacity")
     print(json.dumps({k: summary[k] for k in shown}))
     print(f"Reports in {out}")
+    if (failed := failure(summary)) is not None:
+        print(f"error: {failed}", file=sys.stderr)
+        return 1
     unexpected = set(summary["errors_by_code"]) - set(profile.tolerated_codes)
     return 1 if unexpected else 0
 

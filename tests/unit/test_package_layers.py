@@ -14,7 +14,7 @@ import alora_serve
 PACKAGE = Path(alora_serve.__file__).parent
 # Bottom to top; a package may import its own floor's modules only from itself.
 FLOORS: list[set[str]] = [
-    {"errors", "paths", "fsutil", "protos", "client", "observability"},
+    {"errors", "paths", "fsutil", "protos", "client", "observability", "lora_ops"},
     {"model"},
     {"adapters"},
     {"kv"},
@@ -24,7 +24,7 @@ FLOORS: list[set[str]] = [
     {"prefill"},
     {"decode", "gateway"},
     {"topology"},
-    {"console"},
+    {"console", "deploy"},
     {"loadtest"},
     {"cli"},
 ]

@@ -30,6 +30,13 @@ class GatewayConfig(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=50051, ge=0, le=65535)
     tls: TLSFiles | None = None
+    health_port: int | None = Field(
+        default=None,
+        ge=0,
+        le=65535,
+        description="also serve grpc.health.v1 (only) in plaintext on this port, for "
+        "kubelet gRPC probes, which take no TLS; None: health on the API port only",
+    )
     tokens_file: Path | None = Field(
         default=None,
         description="bearer tokens and their tenants (see docs/api.md); None: no "

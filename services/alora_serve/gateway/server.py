@@ -30,11 +30,15 @@ class Gateway:
     health: health_aio.HealthServicer
     port: int
     grace_s: float
+    health_server: grpc.aio.Server | None = None
+    health_port: int | None = None
 
     async def stop(self) -> None:
         """Report NOT_SERVING, refuse new calls, give in-flight ones ``grace_s``."""
         await self.health.enter_graceful_shutdown()
         await self.server.stop(self.grace_s)
+        if self.health_server is not None:
+            await self.health_server.stop(0)
         logger.info("gRPC gateway on port %d stopped", self.port)
 
 
@@ -62,7 +66,23 @@ async def start_gateway(config: GatewayConfig, servicer: IntrinsicsServicer) -> 
     logger.info(
         "gRPC gateway serving %s on %s:%d (tls: %s)", SERVICE, config.host, port, _tls_mode(config)
     )
-    return Gateway(server, health, port, config.shutdown_grace_s)
+    gateway = Gateway(server, health, port, config.shutdown_grace_s)
+    if config.health_port is not None:
+        gateway.health_server, gateway.health_port = await _start_health_server(config, health)
+    return gateway
+
+
+async def _start_health_server(
+    config: GatewayConfig, health: health_aio.HealthServicer
+) -> tuple[grpc.aio.Server, int]:
+    """grpc.health.v1 alone, in plaintext (kubelet probes take no TLS), sharing the API
+    server's status: a draining gateway reports NOT_SERVING here too."""
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    health_pb2_grpc.add_HealthServicer_to_server(health, server)
+    port = server.add_insecure_port(f"{config.host}:{config.health_port}")
+    await server.start()
+    logger.info("gRPC health (plaintext) on %s:%d", config.host, port)
+    return server, port
 
 
 def _server_options(config: GatewayConfig) -> list[tuple[str, int]]:

@@ -1,0 +1,1 @@
+"""The Helm chart's rendering and validation, and the deploy tool (``alora-serve deploy``)."""
