@@ -14,6 +14,7 @@ from pydantic import (
     PrivateAttr,
     ValidationError,
     field_validator,
+    model_validator,
 )
 
 from alora_serve.intrinsics.schemas import Schema, SchemaError, inline_refs
@@ -62,9 +63,26 @@ class IOConfig(BaseModel):
     instruction: str | None = None
     parameters: dict[str, Any] | None = None
     sentence_boundaries: dict[Literal["last_message", "documents"], str] | None = None
-    # granite-common's third choice, "roles", needs a chat template with per-document roles.
     docs_as_message: Literal["string", "json"] | None = None
+    # Take the output (and its tokens) from the logprobs' final gpt-oss (Harmony) channel.
     logprobs_workaround: bool | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _structured_outputs_as_response_format(cls, data: Any) -> Any:
+        """granite-common sends ``response_format`` as ``extra_body.structured_outputs.json``
+        (replacing any given in ``parameters``), so an io.yaml may also give its schema
+        there; it becomes the response format."""
+        data, structured = _without_structured_outputs(data)
+        if structured is None or data.get("response_format") is not None:
+            return data
+        if not isinstance(structured, dict) or set(structured) != {"json"}:
+            kinds = sorted(structured) if isinstance(structured, dict) else structured
+            raise ValueError(
+                f"parameters.extra_body.structured_outputs: only 'json' (a JSON schema) is "
+                f"supported, got {kinds!r}"
+            )
+        return {**data, "response_format": structured["json"]}
 
     @field_validator("response_format", mode="before")
     @classmethod
@@ -74,6 +92,17 @@ class IOConfig(BaseModel):
                 return json.loads(value)
             except json.JSONDecodeError as exc:
                 raise ValueError(f"response_format is not a JSON schema ({exc})") from None
+        return value
+
+    @field_validator("docs_as_message", mode="before")
+    @classmethod
+    def _renderable_documents(cls, value: Any) -> Any:
+        if value == "roles":
+            raise ValueError(
+                "docs_as_message 'roles' puts each document in a message of role "
+                "'document <doc_id>', which chat messages here cannot have (system, user, "
+                "assistant only); use 'string' or 'json'"
+            )
         return value
 
     _rules: list[Transformation] = PrivateAttr(default_factory=list)
@@ -107,6 +136,18 @@ class IOConfig(BaseModel):
     @property
     def wants_logprobs(self) -> bool:
         return any(spec.type == "likelihood" for spec in self.transformations or ())
+
+
+def _without_structured_outputs(data: Any) -> tuple[Any, Any]:
+    """(the io.yaml without ``parameters.extra_body.structured_outputs``, that value)."""
+    parameters = data.get("parameters") if isinstance(data, dict) else None
+    extra_body = parameters.get("extra_body") if isinstance(parameters, dict) else None
+    if not isinstance(extra_body, dict) or "structured_outputs" not in extra_body:
+        return data, None
+    rest = {k: v for k, v in extra_body.items() if k != "structured_outputs"}
+    parameters = {k: v for k, v in parameters.items() if k != "extra_body"}
+    parameters |= {"extra_body": rest} if rest else {}
+    return {**data, "parameters": parameters}, extra_body["structured_outputs"]
 
 
 def load_io_config(source: Path | str | dict[str, Any]) -> IOConfig:

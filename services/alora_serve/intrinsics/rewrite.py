@@ -34,7 +34,8 @@ class RewrittenRequest:
     documents: tuple[Document, ...]
     response_schema: dict[str, Any] | None
     top_logprobs: int | None
-    parameters: Mapping[str, Any] = field(default_factory=dict)
+    parameters: Mapping[str, Any] = field(default_factory=dict)  # the request's top level
+    extra_body: Mapping[str, Any] = field(default_factory=dict)  # the io.yaml's, for vLLM
     sentences: Mapping[str, tuple[Sentence, ...]] = field(default_factory=dict)
 
 
@@ -71,9 +72,14 @@ def rewrite_request(
         documents=tuple(documents),
         response_schema=_decoding_schema(config, sentences),
         top_logprobs=LIKELIHOOD_TOP_LOGPROBS if config.wants_logprobs else None,
-        parameters=dict(config.parameters or {}),
+        parameters=_top_level_parameters(config),
+        extra_body=dict((config.parameters or {}).get("extra_body") or {}),
         sentences=sentences,
     )
+
+
+def _top_level_parameters(config: IOConfig) -> dict[str, Any]:
+    return {k: v for k, v in (config.parameters or {}).items() if k != "extra_body"}
 
 
 def _decoding_schema(
@@ -125,7 +131,8 @@ def _tag_documents(
 
 def documents_message(documents: Sequence[Document], style: str) -> ChatMessage:
     if style == "json":
-        content = json.dumps([d.model_dump() for d in documents])
+        # granite-common's key order (its Document declares text before doc_id)
+        content = json.dumps([{"text": d.text, "doc_id": d.doc_id} for d in documents])
     else:
         content = DOCUMENTS_PREAMBLE + "\n\n".join(
             f"[Document {d.doc_id}]\n{d.text}" for d in documents

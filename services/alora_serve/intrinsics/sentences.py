@@ -4,8 +4,9 @@ Tagging splits text with nltk's untrained Punkt tokenizer, as granite-common doe
 joins ``<{prefix}{n}> {sentence}`` with single spaces. We keep a table of every tagged
 sentence with its true ``[begin, end)`` in the caller's original text (a sentence runs to
 the start of the next), so a result points back into exactly what the caller sent.
-granite-common at d174a3f reports offsets into the tagged text instead (fixed upstream
-later); :func:`sentences_of_tagged_text` reproduces those for its conformance data
+granite-common 0.4.1 counts offsets in the text with its tags removed, which is the same
+wherever single spaces separate the sentences; d174a3f counted them in the tagged text,
+and :func:`sentences_of_tagged_text` reproduces those for its conformance data
 (docs/notes/granite-common-intrinsics-io.md).
 """
 

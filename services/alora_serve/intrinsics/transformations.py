@@ -1,14 +1,17 @@
 """io.yaml output transformations: raw constrained model output -> structured result.
 
 Each rule rewrites the nodes its ``input_path`` matches (found once, on the rule's input).
-Semantics follow IBM's granite-common (docs/notes/granite-common-intrinsics-io.md), with
-two deliberate differences, both documented there: numbers and booleans work as
-likelihood categories, and ``drop_duplicates`` really drops duplicates.
+Semantics follow IBM's granite-common 0.4.1 (docs/notes/granite-common-intrinsics-io.md),
+with deliberate differences: booleans work as likelihood categories (alternatives are read
+as JSON spells them: ``true``, not Python's ``True``), a value that is none of the
+categories is an error (granite-common returns 0.0, or the alternatives' mean), and
+``drop_duplicates`` really drops duplicates.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 import math
 from abc import ABC
 from collections.abc import Mapping, Sequence
@@ -28,7 +31,7 @@ class TransformationError(ValueError):
 @dataclass
 class OutputContext:
     """What rules may consult besides the value: the raw output's literal positions, the
-    generated tokens with logprobs, and sentence tables of the request."""
+    generated tokens that spell it with their logprobs, and sentence tables of the request."""
 
     positions: Any
     logprobs: Sequence[StepLogprobs] = ()
@@ -94,30 +97,30 @@ class Likelihood(Transformation):
         literal = get_path(context.positions, path)
         if not isinstance(literal, Literal) or literal.value != node:
             raise self.fail(path, "the value is not a literal of the raw output")
+        category = self._category_of(node)
+        if category is None:
+            raise self.fail(path, f"{node!r} is none of the categories {list(self.categories)}")
         step, lead = self._value_token(literal, context.logprobs, path)
         chosen = step.chosen
-        weighted: list[tuple[float, float]] = []
-        category = self._category_key(node)
-        if category is not None:
-            weighted.append((self.categories[category], math.exp(chosen.logprob)))
+        weighted = [(self.categories[category], math.exp(chosen.logprob))]
         for alternative in step.top:
             # An alternative counts for the first category it begins, once the characters
             # it shares with the chosen token before the value (e.g. a quote) are skipped.
             token, start = alternative.text, alternative.text[lead:]
             if token == chosen.text or token[:lead] != chosen.text[:lead] or not start:
                 continue
-            for category, category_value in self.categories.items():
-                if str(category).startswith(start):
-                    weighted.append((category_value, math.exp(alternative.logprob)))
+            for other, other_value in self.categories.items():
+                if _spelling(other).startswith(start):
+                    weighted.append((other_value, math.exp(alternative.logprob)))
                     break
         total = sum(weight for _, weight in weighted)
-        if not weighted or total == 0.0:
-            return 0.0
+        if total == 0.0:
+            raise self.fail(path, f"the logprobs give {node!r} and its alternatives no weight")
         return sum(value * weight / total for value, weight in weighted)
 
-    def _category_key(self, node: Any) -> Any:
+    def _category_of(self, node: Any) -> Any:
         for category in self.categories:
-            if category == node or str(category) == str(node):
+            if _spelling(category) == _spelling(node):  # 7 and "7" alike, not 1 and true
                 return category
         return None
 
@@ -289,6 +292,11 @@ def _records(rule: Transformation, node: Any, path: Path, required: Sequence[str
         if missing:
             raise rule.fail(path, f"record lacks fields {missing}")
     return node
+
+
+def _spelling(value: Any) -> str:
+    """How a category reads in JSON output (without quotes): YAML's ``true`` -> ``true``."""
+    return value if isinstance(value, str) else json.dumps(value)
 
 
 def _hashable(value: Any) -> Any:
