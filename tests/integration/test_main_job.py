@@ -355,18 +355,29 @@ def test_a_locust_smoke_run_serves_every_call_type_without_errors(main_job, tmp_
         text=True,
         timeout=600,
     )
+    assert done.returncode == 0, _failed_run(done, main_job)
     summary = json.loads((tmp_path / "summary.json").read_text())
-    assert done.returncode == 0 and summary["errors_by_code"] == {}, done.stdout + done.stderr
+    assert summary["errors_by_code"] == {}, done.stdout + done.stderr[-4000:]
     made = {name for name, figures in summary["by_type"].items() if figures["calls"]}
     assert {"Generate/first token", "Generate/total", "composed equals alone"} <= made, made
     assert any(name.startswith("RunIntrinsic/") for name in made), made
     assert "RunIntrinsics/3 composed" in made, made
     assert (tmp_path / "locust.html").exists() and (tmp_path / "locust_stats.csv").exists()
     engines = [name for name in summary["memory"] if name.startswith("VLLM::Worker")]
-    assert len(engines) == 3, summary["memory"]  # the prefill service and two decode workers
+    watched = {name: figures["samples"] for name, figures in summary["memory"].items()}
+    # the prefill service and two decode workers, watched all along (no replica replaced)
+    assert len(engines) == 3, (watched, summary["replica_changes"])
     end = summary["metrics_at_end"]
     assert end["replicas"]["decode-answerability"] == 1, end
     assert end["leases"] == {"": 0} and set(end["kv_store_pinned_bytes"].values()) == {0}, end
+
+
+def _failed_run(done: subprocess.CompletedProcess, main_job: MainJob) -> str:
+    log = main_job.log_path.read_text(errors="replace").splitlines()[-40:]
+    return (
+        f"exit code {done.returncode}\n{done.stdout[-2000:]}\n{done.stderr[-4000:]}\n"
+        f"the main job's log ends:\n" + "\n".join(log)
+    )
 
 
 def test_ctrl_c_stops_it_cleanly(main_job):  # last: the job is gone afterwards

@@ -17,8 +17,11 @@ MAX_TOKENS = 8
 
 @schemathesis.hook
 def map_body(context: schemathesis.HookContext, body: Any) -> Any:
-    wanted = body.get("max_tokens") if isinstance(body, dict) else None
     is_chat = context.operation is not None and context.operation.path == CHAT
-    if is_chat and type(wanted) is int and wanted > MAX_TOKENS:
-        return {**body, "max_tokens": MAX_TOKENS}
+    if not (is_chat and isinstance(body, dict)):
+        return body
+    for limit in ("max_tokens", "max_completion_tokens"):
+        wanted = body.get(limit)
+        if type(wanted) is int and wanted > MAX_TOKENS:
+            body = {**body, limit: MAX_TOKENS}
     return body

@@ -9,8 +9,9 @@ rather than reject because documents legitimately quote such strings (code, chat
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from alora_serve.engine.types import ChatMessage
@@ -34,9 +35,12 @@ class ChatRenderer:
         messages: Sequence[ChatMessage],
         documents: Sequence[dict[str, str]] = (),
         generation_prompt: bool = True,
+        template_kwargs: Mapping[str, Any] | None = None,
     ) -> list[int]:
         """Prompt tokens of ``messages`` (and ``documents``, for templates that take them),
-        ending with the assistant's turn opener if ``generation_prompt``."""
+        ending with the assistant's turn opener if ``generation_prompt``;
+        ``template_kwargs``: further variables of the template (vLLM's
+        ``chat_template_kwargs``)."""
         if not messages:
             raise ValueError("a chat needs at least one message")
         if documents and not self.supports_documents:
@@ -44,8 +48,11 @@ class ChatRenderer:
                 "this model's chat template takes no documents; send them as a message"
             )
         texts = [m.content for m in messages] + [d["text"] for d in documents]
+        template = functools.partial(
+            self._template, generation_prompt=generation_prompt, **(template_kwargs or {})
+        )
         if not any(self._needs_escaping(text) for text in texts):
-            return self._encode(self._template(messages, documents, generation_prompt))
+            return self._encode(template(messages, documents))
         # Render with placeholders, then tokenize the callers' texts with control tokens
         # split into ordinary characters.
         masked_messages = [
@@ -54,7 +61,7 @@ class ChatRenderer:
         masked_documents = [
             {**d, "text": f"{_OPEN}{len(messages) + i}{_CLOSE}"} for i, d in enumerate(documents)
         ]
-        rendered = self._template(masked_messages, masked_documents, generation_prompt)
+        rendered = template(masked_messages, masked_documents)
         tokens: list[int] = []
         for i, piece in enumerate(_PLACEHOLDER.split(rendered)):
             if i % 2 == 0:
@@ -71,13 +78,15 @@ class ChatRenderer:
         messages: Sequence[ChatMessage],
         documents: Sequence[dict[str, str]],
         generation_prompt: bool,
+        **template_kwargs: Any,
     ) -> str:
-        extra = {"documents": list(documents)} if documents else {}
+        if documents:
+            template_kwargs["documents"] = list(documents)
         return self.tokenizer.apply_chat_template(
             [m.model_dump() for m in messages],
             add_generation_prompt=generation_prompt,
             tokenize=False,
-            **extra,
+            **template_kwargs,
         )
 
     def _encode(self, text: str, as_text: bool = False) -> list[int]:

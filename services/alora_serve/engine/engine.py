@@ -36,6 +36,7 @@ from alora_serve.engine.types import (
     GenerationChunk,
     Phases,
     SamplingOptions,
+    TemplateKwargs,
 )
 from alora_serve.engine.vllm_glue import EngineRequest
 from alora_serve.kv.orders import SaveOrder, to_params
@@ -95,28 +96,32 @@ class Engine:
 
     # -- public API ------------------------------------------------------------------
 
-    def render_chat(self, messages: Sequence[ChatMessage]) -> list[int]:
+    def render_chat(
+        self, messages: Sequence[ChatMessage], template_kwargs: TemplateKwargs | None = None
+    ) -> list[int]:
         """Prompt tokens for the next assistant turn, through the model's chat template
         (control tokens inside messages are escaped: see ``ChatRenderer``)."""
-        return self.renderer.render(messages)
+        return self.renderer.render(messages, template_kwargs=template_kwargs)
 
     async def chat(
         self,
         messages: Sequence[ChatMessage],
         options: SamplingOptions,
         tenant: str = DEFAULT_TENANT,
+        template_kwargs: TemplateKwargs | None = None,
     ) -> Generation:
-        return await self.generate(self.render_chat(messages), options, tenant)
+        return await self.generate(self.render_chat(messages, template_kwargs), options, tenant)
 
     async def chat_stream(
         self,
         messages: Sequence[ChatMessage],
         options: SamplingOptions,
         tenant: str = DEFAULT_TENANT,
+        template_kwargs: TemplateKwargs | None = None,
     ) -> AsyncIterator[GenerationChunk]:
         """The base model's turn as it is generated; closing the stream aborts it."""
         self._require_base_model("generate base-model text")
-        prompt = self.render_chat(messages)
+        prompt = self.render_chat(messages, template_kwargs)
         sent, final = "", None
         request = EngineRequest(prompt, options, cache_salt=_tenant_salt(tenant))
         async with self._generating(request) as stream:
@@ -295,14 +300,8 @@ class Engine:
     async def _generating(self, request: EngineRequest) -> AsyncIterator[AsyncIterator[Any]]:
         """vLLM's output stream of one request; leaving early (a break, an error, a
         cancelled call) aborts the request in vLLM."""
-        prompt, max_tokens = request.prompt, request.options.max_tokens
-        limit = self.config.max_model_len
-        if len(prompt) + max_tokens > limit:
-            raise PromptTooLongError(
-                f"the prompt is {len(prompt)} tokens and up to {max_tokens} more may "
-                f"be generated, over the model's context of {limit} tokens; shorten the "
-                "conversation or ask for fewer tokens"
-            )
+        limit, asked = self.config.max_model_len, request.options.max_tokens
+        PromptTooLongError.check(len(request.prompt), asked, limit)
         stream = vllm_glue.generate(self._llm, request)
         self.in_flight += 1
         try:

@@ -29,6 +29,15 @@ class RequestFailedError(InternalError):
 class PromptTooLongError(TooLongError):
     """The prompt plus the tokens to generate do not fit the model's context."""
 
+    @classmethod
+    def check(cls, prompt_tokens: int, max_tokens: int, limit: int) -> None:
+        if prompt_tokens + max_tokens > limit:
+            raise cls(
+                f"the prompt is {prompt_tokens} tokens and up to {max_tokens} more may "
+                f"be generated, over the model's context of {limit} tokens; shorten the "
+                "conversation or ask for fewer tokens"
+            )
+
 
 class InvalidRequestError(InvalidInputError):
     """vLLM refused the request's parameters (its message names the parameter)."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -12,6 +13,11 @@ DEFAULT_TENANT = "default"  # calls without a tenant (no tokens configured) shar
 DEFAULT_MAX_TOKENS = 256  # generated tokens when a request names no limit
 MAX_TEMPERATURE = 2.0  # OpenAI's range
 MAX_SEED = 2**63 - 1
+TemplateKwargs = Mapping[str, Any]  # further variables of a chat template
+# Template variables the renderer sets itself; a caller's template_kwargs may not.
+RESERVED_TEMPLATE_KWARGS = frozenset(
+    {"messages", "documents", "add_generation_prompt", "generation_prompt", "tokenize", "tools"}
+)
 
 
 class ChatMessage(BaseModel):
@@ -32,8 +38,14 @@ class SamplingOptions(BaseModel):
     seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
     logprobs: int | None = Field(default=None, ge=0, le=20, description="top-k logprobs per token")
     ignore_eos: bool = False
+    stop: tuple[str, ...] = Field(
+        default=(), max_length=4, description="end the output before any of these strings"
+    )
     json_schema: dict[str, Any] | None = Field(
         default=None, description="constrain the output to JSON valid under this schema"
+    )
+    choice: tuple[str, ...] | None = Field(
+        default=None, min_length=1, description="constrain the output to one of these strings"
     )
     stop_when_determined: bool = Field(
         default=False,

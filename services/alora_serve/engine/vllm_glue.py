@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 import os
 import uuid
 from collections.abc import AsyncIterator, Sequence
@@ -85,13 +84,18 @@ def share_the_cpu(niceness: int) -> None:
     _raise_niceness_once(niceness)
 
 
-@functools.cache
+class _Niceness:
+    raised = False  # in this process, by the first engine that asked
+
+
 def _raise_niceness_once(niceness: int) -> None:
     """Linux niceness is per thread and inherited: raised here, it covers the engine's
     processes and every thread they start. It cannot be lowered again unprivileged, so a
-    process starting several engines raises it once."""
-    if niceness:
+    process starting several engines raises it once, by the first nonzero niceness
+    asked for, whatever the later engines ask."""
+    if niceness and not _Niceness.raised:
         os.nice(niceness)
+        _Niceness.raised = True
 
 
 def engine_args(
@@ -144,11 +148,14 @@ def sampling_params(options: SamplingOptions, kv_params: dict[str, Any] | None =
     structured = None
     if options.json_schema is not None:
         structured = StructuredOutputsParams(json=options.json_schema)
+    elif options.choice is not None:
+        structured = StructuredOutputsParams(choice=list(options.choice))
     return SamplingParams(
         max_tokens=options.max_tokens,
         temperature=options.temperature,
         top_p=options.top_p,
         seed=options.seed,
+        stop=list(options.stop) or None,
         logprobs=options.logprobs,
         ignore_eos=options.ignore_eos,
         structured_outputs=structured,

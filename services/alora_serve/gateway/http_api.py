@@ -1,33 +1,28 @@
-"""Bodies of the HTTP API: OpenAI-compatible chat (the base model's turn) and intrinsic
-calls.
-
-Only the fields alora-serve honours are accepted; anything else is a 422 that names the
-field, rather than a silently ignored option. The Ray Serve ingress
-(``alora_serve.topology.ingress``) serves these bodies.
+"""What every HTTP call gets, whichever API (native or OpenAI-compatible): the body size
+bound, authentication, an admission slot, accounting, and errors as HTTP statuses mapped
+from the same kinds as gRPC's. The Ray Serve ingress (``alora_serve.topology.ingress``)
+serves the routes.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import dataclasses
 import json
 import time
-import uuid
+from collections.abc import AsyncIterator
 from typing import Any
 
 import grpc
-from fastapi import HTTPException
-from pydantic import BaseModel, ConfigDict, Field
+from fastapi import HTTPException, Request
+from pydantic import BaseModel, Field
 
-from alora_serve.engine.types import (
-    DEFAULT_MAX_TOKENS,
-    MAX_SEED,
-    MAX_TEMPERATURE,
-    ChatMessage,
-    Generation,
-    SamplingOptions,
-)
 from alora_serve.errors import TooLongError
+from alora_serve.gateway.admission import Admission
+from alora_serve.gateway.auth import Principal, TokenTable
 from alora_serve.gateway.failures import to_call_error
+from alora_serve.gateway.reporting import log_call
 from alora_serve.intrinsics.call import IntrinsicResult
 
 # One error mapping for both APIs: the gRPC status a failure gets, as an HTTP status.
@@ -42,25 +37,6 @@ _HTTP_STATUS = {
     grpc.StatusCode.UNAVAILABLE: 503,
     grpc.StatusCode.DEADLINE_EXCEEDED: 504,
 }
-
-
-class ChatCompletionRequest(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    model: str | None = None
-    messages: list[ChatMessage] = Field(min_length=1)
-    max_tokens: int = Field(default=DEFAULT_MAX_TOKENS, ge=1)
-    temperature: float = Field(default=0.0, ge=0.0, le=MAX_TEMPERATURE)
-    top_p: float = Field(default=1.0, gt=0.0, le=1.0)
-    seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
-
-    def sampling_options(self) -> SamplingOptions:
-        return SamplingOptions(
-            max_tokens=self.max_tokens,
-            temperature=self.temperature,
-            top_p=self.top_p,
-            seed=self.seed,
-        )
 
 
 class ErrorBody(BaseModel):
@@ -79,33 +55,11 @@ _ERRORS = {
 }
 
 
-def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
-    """OpenAPI descriptions of the error statuses a route may answer (all with
-    ``ErrorBody``)."""
-    return {s: {"model": ErrorBody, "description": _ERRORS[s]} for s in statuses}
-
-
-def chat_completion(result: Generation, model_name: str) -> dict:
-    usage = result.usage
-    return {
-        "id": f"chatcmpl-{uuid.uuid4().hex}",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model_name,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": result.text},
-                "finish_reason": result.finish_reason,
-            }
-        ],
-        "usage": {
-            "prompt_tokens": usage.prompt_tokens,
-            "completion_tokens": usage.generated_tokens,
-            "total_tokens": usage.prompt_tokens + usage.generated_tokens,
-            "prompt_tokens_details": {"cached_tokens": usage.reused_prompt_tokens},
-        },
-    }
+def error_responses(
+    *statuses: int, body: type[BaseModel] = ErrorBody
+) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI descriptions of the error statuses a route may answer (all with ``body``)."""
+    return {s: {"model": body, "description": _ERRORS[s]} for s in statuses}
 
 
 class BodyLimit:
@@ -165,3 +119,28 @@ def http_error(exc: BaseException) -> HTTPException:
     if status == 401:
         headers["WWW-Authenticate"] = "Bearer"
     return HTTPException(status, error.message, headers or None)
+
+
+@contextlib.asynccontextmanager
+async def serving_http(
+    route: str, request: Request, tokens: TokenTable, admission: Admission
+) -> AsyncIterator[Principal]:
+    """What the gRPC gateway does for each call, for HTTP: authenticate, take an
+    admission slot (the same bound), count the call by status, and turn failures into
+    statuses that say what to fix."""
+    started, code, reason, tenant = time.perf_counter(), "OK", "", None
+    try:
+        principal = tokens.authenticate(request.headers.getlist("authorization"))
+        tenant = principal.tenant
+        with admission.slot():
+            yield principal
+    except (asyncio.CancelledError, GeneratorExit):  # the client went away
+        code = "CANCELLED"
+        raise
+    except Exception as exc:
+        error = to_call_error(exc)  # counted as gRPC counts it
+        code, reason = error.code.name, error.reason
+        raise http_error(exc) from exc
+    finally:
+        admission.record(route, code, reason)
+        log_call(route, code, reason, time.perf_counter() - started, tenant)

@@ -4,12 +4,20 @@ arguments) and gets back (results with usage and timings; descriptions of intrin
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from alora_serve.engine.types import DEFAULT_TENANT, ChatMessage, Usage
+from alora_serve.engine.types import (
+    DEFAULT_TENANT,
+    RESERVED_TEMPLATE_KWARGS,
+    ChatMessage,
+    SamplingOptions,
+    StepLogprobs,
+    Usage,
+)
 from alora_serve.errors import InvalidInputError
 
 
@@ -33,6 +41,16 @@ class IntrinsicRequest(_Frozen):
 
     messages: list[ChatMessage] = Field(min_length=1)
     documents: list[Document] = Field(default_factory=list)
+    chat_template_kwargs: dict[str, Any] = Field(
+        default_factory=dict, description="further variables of the model's chat template"
+    )
+
+    @field_validator("chat_template_kwargs")
+    @classmethod
+    def _not_reserved(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
+        if reserved := sorted(RESERVED_TEMPLATE_KWARGS & set(kwargs)):
+            raise ValueError(f"{reserved} are set by the server, not by chat_template_kwargs")
+        return kwargs
 
 
 class IntrinsicsCall(_Frozen):
@@ -45,6 +63,19 @@ class IntrinsicsCall(_Frozen):
         description="each intrinsic's arguments (the values of its instruction's fields)",
     )
     tenant: str = DEFAULT_TENANT
+    as_sent: SamplingOptions | None = Field(
+        default=None,
+        description="None: each intrinsic's io.yaml rewrites the request and turns its output "
+        "into a result. Set: the request is already its adapter's input (a client such as "
+        "granite-common rewrote it), generated as sent with these options; the result is the "
+        "raw output with its logprobs (the OpenAI-compatible API)",
+    )
+
+    @model_validator(mode="after")
+    def _as_sent_runs_one(self) -> IntrinsicsCall:
+        if self.as_sent is not None and (len(self.intrinsics) != 1 or self.arguments):
+            raise ValueError("a call as sent runs one intrinsic, without arguments")
+        return self
 
     def only(self, names: list[str]) -> IntrinsicsCall:
         """The part of this call for ``names`` (with their arguments)."""
@@ -92,11 +123,22 @@ class Timings:
         phases = self.queue_s + self.base_kv_s + self.adapter_prefill_s + self.decode_s
         return max(0.0, self.total_s - phases)
 
+    def seen_from_front_door(
+        self, received_at: float, answered_at: float, finished_at: float
+    ) -> Timings:
+        """A worker's timings as the whole call (``time.perf_counter()`` instants): time
+        outside the worker until its answer arrived is queueing (admission, routing,
+        transport)."""
+        queue_s = max(0.0, answered_at - received_at - self.worker_s)
+        return dataclasses.replace(self, total_s=finished_at - received_at, queue_s=queue_s)
+
 
 @dataclass(frozen=True)
 class IntrinsicResult:
     name: str
-    result: Any
+    result: Any  # None for a call as sent
     raw_output: str
     usage: Usage
     timings: Timings
+    logprobs: tuple[StepLogprobs, ...] | None = None  # a call as sent that asked for them
+    finish_reason: str | None = None

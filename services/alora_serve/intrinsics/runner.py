@@ -13,7 +13,13 @@ from typing import Any
 
 from alora_serve.engine import Engine
 from alora_serve.engine.prefixes import HoldsPrefix
-from alora_serve.engine.types import DEFAULT_MAX_TOKENS, ChatMessage, Generation, SamplingOptions
+from alora_serve.engine.types import (
+    DEFAULT_MAX_TOKENS,
+    ChatMessage,
+    Generation,
+    SamplingOptions,
+    TemplateKwargs,
+)
 from alora_serve.errors import InternalError, TooLongError
 from alora_serve.intrinsics.call import (
     Document,
@@ -58,6 +64,7 @@ class PreparedCall:
     prompt: tuple[int, ...]
     adapter_start: int  # tokens before this run on the base model (aLoRA); 0 for LoRA
     options: SamplingOptions
+    as_sent: bool = False  # the client rewrote the request and processes the output
 
 
 class IntrinsicRunner:
@@ -73,12 +80,40 @@ class IntrinsicRunner:
         if intrinsic.requires_documents and not request.documents:
             raise IntrinsicInputError(f"intrinsic {name!r} needs documents; the request has none")
         rewritten = rewrite_request(intrinsic.config, request, arguments)
-        conversation = self._render(rewritten, intrinsic.adapter.invocation_tokens is None)
-        invocation = intrinsic.adapter.invocation_tokens or ()
-        prompt = (*conversation, *invocation)
+        prompt, start = self._prompt(intrinsic, rewritten, request.chat_template_kwargs)
         max_tokens = self._output_budget(name, len(prompt), rewritten)
-        start = len(conversation) if invocation else 0
         return PreparedCall(intrinsic, rewritten, prompt, start, _sampling(rewritten, max_tokens))
+
+    def prepare_as_sent(
+        self, name: str, request: IntrinsicRequest, options: SamplingOptions
+    ) -> PreparedCall:
+        """A request its client already rewrote into the adapter's input (granite-common's
+        IntrinsicsRewriter): rendered and generated as sent."""
+        intrinsic = self.catalog.get(name)
+        rewritten = RewrittenRequest(
+            messages=tuple(request.messages),
+            documents=tuple(request.documents),
+            response_schema=options.json_schema,
+            top_logprobs=options.logprobs,
+        )
+        prompt, start = self._prompt(intrinsic, rewritten, request.chat_template_kwargs)
+        room = self.engine.config.max_model_len - len(prompt)
+        if options.max_tokens > room:
+            raise InputTooLongError(
+                f"{len(prompt)} prompt tokens plus max_tokens {options.max_tokens} exceed "
+                f"the model's {self.engine.config.max_model_len}; send a shorter conversation "
+                f"or at most {max(room, 0)} max_tokens"
+            )
+        return PreparedCall(intrinsic, rewritten, prompt, start, options, as_sent=True)
+
+    def _prompt(
+        self, intrinsic: Intrinsic, rewritten: RewrittenRequest, template_kwargs: TemplateKwargs
+    ) -> tuple[tuple[int, ...], int]:
+        """(prompt tokens, where the adapter starts): the rendered conversation, then the
+        adapter's invocation for aLoRA (before it, the base model's KV is reused)."""
+        invocation = intrinsic.adapter.invocation_tokens or ()
+        conversation = self._render(rewritten, not invocation, template_kwargs)
+        return (*conversation, *invocation), len(conversation) if invocation else 0
 
     def _output_budget(self, name: str, prompt_tokens: int, rewritten: RewrittenRequest) -> int:
         """The io.yaml's token budget, raised to the longest output the schema allows
@@ -158,6 +193,8 @@ class IntrinsicRunner:
         stray = sorted(set(call.arguments) - set(names))
         if stray:
             raise IntrinsicInputError(f"arguments given for intrinsics not called: {stray}")
+        if call.as_sent is not None:
+            return [self.prepare_as_sent(names[0], call.request, call.as_sent)]
         return [self.prepare(name, call.request, call.arguments_of(name)) for name in names]
 
     async def _generate(self, call: PreparedCall, tenant: str) -> Generation:
@@ -165,7 +202,7 @@ class IntrinsicRunner:
         generation = await self.engine.invoke(
             name, call.prompt, call.options, tenant, start=call.adapter_start
         )
-        if generation.finish_reason == "length":
+        if generation.finish_reason == "length" and not call.as_sent:
             raise OutputTruncatedError(
                 f"{name!r} output reached its {call.options.max_tokens} token limit before "
                 "its JSON was complete; raise max_completion_tokens in its io.yaml"
@@ -182,15 +219,7 @@ class IntrinsicRunner:
         """The intrinsic's result, with its usage (what its held prefix computed was not
         reused) and its timings (the call's shared phases plus its own)."""
         name = call.intrinsic.name
-        try:
-            result = process_output(
-                call.intrinsic.config,
-                generation.text,
-                generation.logprobs or (),
-                call.rewritten.sentences,
-            )
-        except (OutputParseError, TransformationError) as exc:
-            raise IntrinsicOutputError(f"{name!r}: {exc}") from None
+        result = None if call.as_sent else self._processed(call, generation)
         lease = held.get(call.prompt[: call.adapter_start])
         usage = generation.usage
         reused = usage.reused_prompt_tokens - (lease.computed_tokens if lease else 0)
@@ -203,16 +232,40 @@ class IntrinsicRunner:
             decode_s=phases.decode_s,
         )
         usage = dataclasses.replace(usage, reused_prompt_tokens=max(0, reused))
-        return IntrinsicResult(name, result, generation.text, usage, timings)
+        logprobs = generation.logprobs if call.as_sent else None
+        finish_reason = generation.finish_reason
+        return IntrinsicResult(
+            name, result, generation.text, usage, timings, logprobs, finish_reason
+        )
 
-    def _render(self, rewritten: RewrittenRequest, generation_prompt: bool) -> list[int]:
+    @staticmethod
+    def _processed(call: PreparedCall, generation: Generation) -> Any:
+        try:
+            return process_output(
+                call.intrinsic.config,
+                generation.text,
+                generation.logprobs or (),
+                call.rewritten.sentences,
+            )
+        except (OutputParseError, TransformationError) as exc:
+            raise IntrinsicOutputError(f"{call.intrinsic.name!r}: {exc}") from None
+
+    def _render(
+        self,
+        rewritten: RewrittenRequest,
+        generation_prompt: bool,
+        template_kwargs: TemplateKwargs,
+    ) -> list[int]:
         renderer = self.engine.renderer
         messages, documents = list(rewritten.messages), list(rewritten.documents)
         if documents and not renderer.supports_documents:
             messages.insert(0, documents_message(documents, "string"))
             documents = []
         return renderer.render(
-            messages, [d.model_dump() for d in documents], generation_prompt=generation_prompt
+            messages,
+            [d.model_dump() for d in documents],
+            generation_prompt=generation_prompt,
+            template_kwargs=template_kwargs,
         )
 
 

@@ -8,7 +8,7 @@ import time
 from collections.abc import AsyncIterator, Sequence
 
 from alora_serve.engine import ChatMessage, Engine, Generation, SamplingOptions
-from alora_serve.engine.types import GenerationChunk
+from alora_serve.engine.types import GenerationChunk, TemplateKwargs
 
 
 class ServesBaseTurns:
@@ -17,14 +17,22 @@ class ServesBaseTurns:
     base_engine: Engine
 
     async def chat(
-        self, messages: Sequence[ChatMessage], options: SamplingOptions, tenant: str
+        self,
+        messages: Sequence[ChatMessage],
+        options: SamplingOptions,
+        tenant: str,
+        template_kwargs: TemplateKwargs | None = None,
     ) -> Generation:
-        return await self.base_engine.chat(messages, options, tenant)
+        return await self.base_engine.chat(messages, options, tenant, template_kwargs)
 
     async def chat_stream(
-        self, messages: Sequence[ChatMessage], options: SamplingOptions, tenant: str
+        self,
+        messages: Sequence[ChatMessage],
+        options: SamplingOptions,
+        tenant: str,
+        template_kwargs: TemplateKwargs | None = None,
     ) -> AsyncIterator[GenerationChunk]:
-        stream = self.base_engine.chat_stream(messages, options, tenant)
+        stream = self.base_engine.chat_stream(messages, options, tenant, template_kwargs)
         async with contextlib.aclosing(stream):  # a cancelled call aborts the generation now
             async for chunk in stream:
                 yield chunk

@@ -13,28 +13,29 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI, Request
+from fastapi.responses import StreamingResponse
 from ray import serve
 from ray.exceptions import RayActorError
 from ray.serve.exceptions import ReplicaUnavailableError
 from ray.serve.handle import DeploymentHandle
 
 from alora_serve.engine import ChatMessage, Generation, SamplingOptions
-from alora_serve.engine.types import GenerationChunk
+from alora_serve.engine.types import GenerationChunk, TemplateKwargs
 from alora_serve.errors import failure
 from alora_serve.gateway.admission import DEFAULT_MAX_IN_FLIGHT, Admission
 from alora_serve.gateway.auth import Principal, TokenTable
 from alora_serve.gateway.config import DEFAULT_MAX_MESSAGE_BYTES, GatewayConfig
-from alora_serve.gateway.failures import to_call_error
-from alora_serve.gateway.http_api import (
-    BodyLimit,
-    ChatCompletionRequest,
-    chat_completion,
-    error_responses,
-    http_error,
-    result_to_json,
-)
+from alora_serve.gateway.http_api import BodyLimit, error_responses, result_to_json, serving_http
 from alora_serve.gateway.metrics import CallMetrics, GatewayCollector
-from alora_serve.gateway.reporting import log_call, reported
+from alora_serve.gateway.openai.errors import (
+    OpenAIError,
+    OpenAIErrorBody,
+    error_response,
+    openai_errors,
+)
+from alora_serve.gateway.openai.request import CHAT_COMPLETION_BODY, parse_request
+from alora_serve.gateway.openai.responses import STREAM_RESPONSE, Responses, models_list
+from alora_serve.gateway.reporting import reported
 from alora_serve.gateway.server import Gateway, start_gateway
 from alora_serve.gateway.servicer import IntrinsicsServicer
 from alora_serve.intrinsics.call import (
@@ -46,6 +47,7 @@ from alora_serve.intrinsics.call import (
 from alora_serve.intrinsics.catalog import UnknownIntrinsicError
 from alora_serve.observability import tracing
 from alora_serve.observability.config import ObservabilityConfig
+from alora_serve.topology.chat_completions import ChatCompletions, events
 from alora_serve.topology.handles import CallTimeoutError, WorkerUnavailableError, answer
 from alora_serve.topology.handles import stream as start_stream
 from alora_serve.topology.metrics import RayMetricsBridge
@@ -84,22 +86,9 @@ async def _stamped(reply: Awaitable[Any]) -> tuple[Any, float]:
     return await reply, time.perf_counter()
 
 
-def _seen_from_front_door(
-    result: IntrinsicResult, received_at: float, answered_at: float, finished_at: float
-) -> IntrinsicResult:
-    """The worker's result with timings of the whole call: time outside its worker until
-    its answer arrived is queueing (admission, routing, transport)."""
-    worker = result.timings
-    timings = dataclasses.replace(
-        worker,
-        total_s=finished_at - received_at,
-        queue_s=max(0.0, answered_at - received_at - worker.worker_s),
-    )
-    return dataclasses.replace(result, timings=timings)
-
-
 http = FastAPI(title="alora-serve", version="v1")
 http.add_middleware(BodyLimit)
+http.add_exception_handler(OpenAIError, error_response)
 
 
 @serve.deployment
@@ -126,6 +115,8 @@ class IntrinsicsIngress:
         self._base = base  # the prefill service, or the colocated worker
         self._settings = settings
         self._kv_node: tuple[str, float] | None = None  # (node, when learned)
+        self._started = int(time.time())  # the models' "created"
+        self._chats = ChatCompletions(self, settings.model_name, self._routes)
         self._gateway: Gateway | None = None
         # One bound on calls served at once, for gRPC and HTTP alike.
         self._admission = Admission(settings.max_in_flight)
@@ -168,7 +159,10 @@ class IntrinsicsIngress:
         answers = await self._on_workers("run_many", call)
         finished_at = time.perf_counter()
         by_name = {
-            result.name: _seen_from_front_door(result, received_at, answered_at, finished_at)
+            result.name: dataclasses.replace(
+                result,
+                timings=result.timings.seen_from_front_door(received_at, answered_at, finished_at),
+            )
             for batch, answered_at in answers
             for result in batch
         }
@@ -181,24 +175,28 @@ class IntrinsicsIngress:
         return max((kept for kept, _ in await self._on_workers("prefill", call)), default=0)
 
     async def chat(
-        self, messages: Sequence[ChatMessage], options: SamplingOptions, tenant: str
+        self,
+        messages: Sequence[ChatMessage],
+        options: SamplingOptions,
+        tenant: str,
+        template_kwargs: TemplateKwargs | None = None,
     ) -> Generation:
         """The base model's turn, on the engine that owns conversations."""
-        return await answer(
-            self._base,
-            "chat",
-            list(messages),
-            options,
-            tenant,
-            timeout_s=self._settings.call_timeout_s,
-        )
+        timeout_s = self._settings.call_timeout_s
+        arguments = (list(messages), options, tenant, template_kwargs)
+        return await answer(self._base, "chat", *arguments, timeout_s=timeout_s)
 
     async def chat_stream(
-        self, messages: Sequence[ChatMessage], options: SamplingOptions, tenant: str
+        self,
+        messages: Sequence[ChatMessage],
+        options: SamplingOptions,
+        tenant: str,
+        template_kwargs: TemplateKwargs | None = None,
     ) -> AsyncIterator[GenerationChunk]:
         """The base model's turn as it is generated. Closing the stream early cancels the
         generation in the engine."""
-        stream = start_stream(self._base, "chat_stream", list(messages), options, tenant)
+        arguments = (list(messages), options, tenant, template_kwargs)
+        stream = start_stream(self._base, "chat_stream", *arguments)
         try:
             async for chunk in stream:
                 yield chunk
@@ -282,31 +280,40 @@ class IntrinsicsIngress:
             results = await self.run_many(call, received_at)
             return [result_to_json(result) for result in results]
 
-    @http.post("/v1/chat/completions", responses=error_responses(400, 401, 413, 429, 503, 504))
-    async def chat_http(self, body: ChatCompletionRequest, request: Request) -> dict:
-        async with self._serving_http("POST /v1/chat/completions", request) as principal:
-            result = await self.chat(body.messages, body.sampling_options(), principal.tenant)
-            return chat_completion(result, self._settings.model_name)
+    # -- the OpenAI-compatible API (gateway.openai) -----------------------------------
 
-    @contextlib.asynccontextmanager
-    async def _serving_http(self, route: str, request: Request) -> AsyncIterator[Principal]:
-        """What the gRPC gateway does for each call, for HTTP: authenticate, take an
-        admission slot (the same bound), count the call by status, and turn failures
-        into statuses that say what to fix."""
-        started, code, reason, tenant = time.perf_counter(), "OK", "", None
-        try:
-            authorization = request.headers.getlist("authorization")
-            principal = self._settings.tokens.authenticate(authorization)
-            tenant = principal.tenant
-            with self._admission.slot():
-                yield principal
-        except asyncio.CancelledError:  # the client went away
-            code = "CANCELLED"
-            raise
-        except Exception as exc:
-            error = to_call_error(exc)  # counted as gRPC counts it
-            code, reason = error.code.name, error.reason
-            raise http_error(exc) from exc
-        finally:
-            self._admission.record(route, code, reason)
-            log_call(route, code, reason, time.perf_counter() - started, tenant)
+    @http.get("/v1/models", responses=error_responses(401, 429, body=OpenAIErrorBody))
+    async def list_models(self, request: Request) -> dict:
+        with openai_errors():
+            async with self._serving_http("GET /v1/models", request) as principal:
+                served = [info for info in self._catalog if principal.may_call(info.name)]
+                return models_list(self._settings.model_name, served, self._started)
+
+    @http.post(
+        "/v1/chat/completions",
+        responses=STREAM_RESPONSE
+        | error_responses(400, 401, 403, 404, 413, 429, 503, 504, body=OpenAIErrorBody),
+        openapi_extra=CHAT_COMPLETION_BODY,
+    )
+    async def chat_completions(self, request: Request) -> Any:
+        """``model``: the base model, or an intrinsic (its request as its client rewrote
+        it, e.g. granite-common's; run as aLoRA on the conversation's base KV)."""
+        received_at = time.perf_counter()
+        with openai_errors():
+            async with contextlib.AsyncExitStack() as setup:
+                route = "POST /v1/chat/completions"
+                principal = await setup.enter_async_context(self._serving_http(route, request))
+                body = await parse_request(request)
+                responses = Responses(body.model or self._settings.model_name, body.top_logprobs)
+                if not body.stream:
+                    completion = await self._chats.completion(body, principal, received_at)
+                    return responses.completion(completion)
+                chunks = self._chats.chunks(body, principal, received_at, responses)
+                first = await anext(chunks)  # failures before the first chunk get a status
+                held = setup.pop_all()  # the call's admission slot, until the stream ends
+        return StreamingResponse(events(held, first, chunks), media_type="text/event-stream")
+
+    def _serving_http(
+        self, route: str, request: Request
+    ) -> contextlib.AbstractAsyncContextManager[Principal]:
+        return serving_http(route, request, self._settings.tokens, self._admission)
