@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from alora_serve.engine import Engine
+from alora_serve.engine.errors import PromptTooLongError
 from alora_serve.engine.prefixes import HoldsPrefix
 from alora_serve.engine.types import (
     DEFAULT_MAX_TOKENS,
@@ -97,13 +98,8 @@ class IntrinsicRunner:
             top_logprobs=options.logprobs,
         )
         prompt, start = self._prompt(intrinsic, rewritten, request.chat_template_kwargs)
-        room = self.engine.config.max_model_len - len(prompt)
-        if options.max_tokens > room:
-            raise InputTooLongError(
-                f"{len(prompt)} prompt tokens plus max_tokens {options.max_tokens} exceed "
-                f"the model's {self.engine.config.max_model_len}; send a shorter conversation "
-                f"or at most {max(room, 0)} max_tokens"
-            )
+        # before any base KV is computed for it
+        PromptTooLongError.check(len(prompt), options.max_tokens, self.engine.config.max_model_len)
         return PreparedCall(intrinsic, rewritten, prompt, start, options, as_sent=True)
 
     def _prompt(
