@@ -476,6 +476,26 @@ def test_openai_errors_are_the_sdk_s_typed_exceptions_and_it_keeps_serving(main_
     assert answer.choices[0].message.content  # still serving
 
 
+@pytest.mark.parametrize("page", ["README.md", "docs/api.md"])
+def test_the_openai_examples_in_the_docs_run_as_written(main_job, page):
+    """Each Python example on ``page`` that uses the openai SDK, run twice against the
+    main job (its URL in place of the documented one): it runs, and the repeat reuses the
+    conversation's KV as its comment says."""
+    repo = Path(__file__).resolve().parents[2]
+    blocks = re.findall(r"```python\n(.*?)```", (repo / page).read_text(), re.DOTALL)
+    (example,) = [b for b in blocks if "openai.OpenAI(" in b]
+    script = example.replace("http://127.0.0.1:8000", main_job.url)
+    printed = []
+    for _ in range(2):
+        done = subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, cwd=repo
+        )
+        assert done.returncode == 0, done.stderr[-3000:]
+        printed.append(done.stdout.split())
+    first, repeat = (int(words[-1]) for words in printed)  # cached tokens
+    assert repeat > 0 and repeat >= first, printed
+
+
 def test_ctrl_c_stops_it_cleanly(main_job):  # last: the job is gone afterwards
     tree = psutil.Process(main_job.process.pid).children(recursive=True)
     main_job.process.send_signal(signal.SIGINT)
