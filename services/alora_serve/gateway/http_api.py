@@ -22,6 +22,7 @@ from alora_serve.errors import TooLongError
 from alora_serve.gateway.admission import Admission
 from alora_serve.gateway.auth import Principal, TokenTable
 from alora_serve.gateway.failures import to_call_error
+from alora_serve.gateway.openai.errors import OpenAIError
 from alora_serve.gateway.reporting import log_call
 from alora_serve.intrinsics.call import IntrinsicResult
 
@@ -64,18 +65,24 @@ def error_responses(
 
 class BodyLimit:
     """ASGI middleware: a request body over the app's ``state.max_body_bytes`` gets 413
-    before it is read whole (for HTTP what ``max_message_bytes`` is for gRPC)."""
+    before it is read whole (for HTTP what ``max_message_bytes`` is for gRPC), its body
+    in OpenAI's error shape on ``openai_paths``."""
 
-    def __init__(self, app: Any) -> None:
+    def __init__(self, app: Any, openai_paths: tuple[str, ...] = ()) -> None:
         self.app = app
+        self.openai_paths = openai_paths
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         limit = scope["app"].state.max_body_bytes
         declared = dict(scope["headers"]).get(b"content-length", b"0")
+        too_large = OpenAIError(413, f"the request body is over {limit} bytes; send less")
+        body = (
+            too_large.body() if scope["path"] in self.openai_paths else {"detail": str(too_large)}
+        )
         if not declared.isdigit() or int(declared) > limit:
-            return await _too_large(send, limit)
+            return await _refuse(send, 413, body)
         received = 0
 
         async def limited_receive() -> dict:
@@ -89,18 +96,17 @@ class BodyLimit:
         try:
             await self.app(scope, limited_receive, send)
         except _BodyTooLarge:
-            await _too_large(send, limit)
+            await _refuse(send, 413, body)
 
 
 class _BodyTooLarge(Exception):
     pass
 
 
-async def _too_large(send: Any, limit: int) -> None:
-    body = json.dumps({"detail": f"the request body is over {limit} bytes; send less"})
+async def _refuse(send: Any, status: int, body: dict[str, Any]) -> None:
     headers = [(b"content-type", b"application/json")]
-    await send({"type": "http.response.start", "status": 413, "headers": headers})
-    await send({"type": "http.response.body", "body": body.encode()})
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": json.dumps(body).encode()})
 
 
 def result_to_json(result: IntrinsicResult) -> dict[str, Any]:

@@ -87,7 +87,7 @@ async def _stamped(reply: Awaitable[Any]) -> tuple[Any, float]:
 
 
 http = FastAPI(title="alora-serve", version="v1")
-http.add_middleware(BodyLimit)
+http.add_middleware(BodyLimit, openai_paths=("/v1/models", "/v1/chat/completions"))
 http.add_exception_handler(OpenAIError, error_response)
 
 

@@ -12,20 +12,21 @@ LIMIT = 100
 
 def app() -> FastAPI:
     served = FastAPI()
-    served.add_middleware(BodyLimit)
+    served.add_middleware(BodyLimit, openai_paths=("/v1/chat/completions",))
     served.state.max_body_bytes = LIMIT
 
     @served.post("/echo")
+    @served.post("/v1/chat/completions")
     async def echo(request: Request) -> dict:
         return {"bytes": len(await request.body())}
 
     return served
 
 
-async def post(content) -> httpx.Response:
+async def post(content, path: str = "/echo") -> httpx.Response:
     transport = httpx.ASGITransport(app=app())
     async with httpx.AsyncClient(transport=transport, base_url="http://test") as client:
-        return await client.post("/echo", content=content)
+        return await client.post(path, content=content)
 
 
 async def test_bodies_within_the_limit_are_served() -> None:
@@ -46,3 +47,12 @@ async def test_a_streamed_body_is_cut_off_once_it_passes_the_limit() -> None:
 
     response = await post(chunks())
     assert response.status_code == 413
+
+
+async def test_on_the_openai_routes_the_refusal_has_openai_s_error_shape() -> None:
+    response = await post(b"x" * (LIMIT + 1), "/v1/chat/completions")
+    assert response.status_code == 413
+    error = response.json()["error"]
+    assert error["message"] == f"the request body is over {LIMIT} bytes; send less"
+    assert error["code"] == 413
+    assert (await post(b"x" * LIMIT, "/v1/chat/completions")).status_code == 200
