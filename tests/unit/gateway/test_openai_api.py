@@ -123,6 +123,12 @@ def test_what_is_not_honoured_is_refused_naming_the_field(fields, param, says) -
     assert error.param == param and says in str(error)
 
 
+def test_a_field_sent_as_null_is_as_if_not_sent() -> None:
+    request = parsed(tools=None, temperature=None, user=None, model=None)
+    assert request.sampling_options() == parsed().sampling_options()
+    assert refused(tools=[{"type": "function"}]).param == "tools"
+
+
 def test_a_schema_given_as_a_string_must_be_a_json_object() -> None:
     with pytest.raises(RequestFieldError, match="not valid JSON") as caught:
         parsed(guided_json="{nope").sampling_options()

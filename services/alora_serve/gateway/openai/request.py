@@ -95,6 +95,15 @@ class ChatCompletionRequest(_Strict):
     documents: list[Document] | None = None
     chat_template_kwargs: dict[str, Any] | None = None
 
+    @model_validator(mode="before")
+    @classmethod
+    def _null_is_not_sent(cls, body: Any) -> Any:
+        """A field sent as null is as if not sent, as OpenAI takes it (clients send
+        some: Mellea sends ``tools: null``); a value asks for something and is checked."""
+        if isinstance(body, dict):
+            return {key: value for key, value in body.items() if value is not None}
+        return body
+
     @model_validator(mode="after")
     def _consistent(self) -> ChatCompletionRequest:
         if self.top_logprobs is not None and not self.logprobs:
