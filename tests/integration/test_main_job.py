@@ -26,6 +26,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from alora_serve.client import AloraClient, result_value
+from alora_serve.examples import mellea_intrinsics as mellea_example
 from alora_serve.intrinsics.builtins import builtin_names
 from alora_serve.topology.config import load_topology
 from alora_serve.topology.metrics import PUBLISH_INTERVAL_S
@@ -474,6 +475,32 @@ def test_openai_errors_are_the_sdk_s_typed_exceptions_and_it_keeps_serving(main_
         model=base_model(main_job), messages=hello, max_tokens=4
     )
     assert answer.choices[0].message.content  # still serving
+
+
+def test_mellea_calls_intrinsics_as_on_granite_switch_and_gets_the_native_results(main_job):
+    """IBM's Mellea, unmodified, through its OpenAI backend on the base model (adapters
+    named in chat_template_kwargs, io.yaml on the client, no Hugging Face access): the
+    example prints what the native API returns for the same calls."""
+    example = subprocess.run(
+        [sys.executable, "-m", "alora_serve.examples.mellea_intrinsics", "--url", main_job.url],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    assert example.returncode == 0, example.stderr[-3000:]
+    printed = dict(line.split(": ", 1) for line in example.stdout.splitlines() if ": " in line)
+    with AloraClient(main_job.grpc_target, timeout_s=CALL_TIMEOUT_S) as native:
+        question = [("user", mellea_example.QUESTION)]
+        answerability = native.run_intrinsic("answerability", question, [mellea_example.DOCUMENT])
+        requirement = native.run_intrinsic(
+            "requirement_check",
+            mellea_example.ANSWER,
+            arguments={"requirement": mellea_example.REQUIREMENT},
+        )
+    assert printed["answerability"] == json.loads(answerability.raw_output)
+    likelihood = result_value(requirement)["requirement_likelihood"]
+    assert math.isclose(float(printed["requirement_check"]), likelihood, rel_tol=1e-6)
 
 
 @pytest.mark.parametrize("page", ["README.md", "docs/api.md"])

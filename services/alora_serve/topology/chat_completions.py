@@ -17,6 +17,7 @@ from alora_serve.gateway.auth import Principal
 from alora_serve.gateway.http_api import http_error
 from alora_serve.gateway.openai.errors import as_openai_error
 from alora_serve.gateway.openai.request import (
+    ADAPTER_NAME_FIELD,
     ChatCompletionRequest,
     RequestFieldError,
     UnknownModelError,
@@ -111,20 +112,41 @@ class ChatCompletions:
                 yield responses.usage_chunk(piece.usage)
 
     def intrinsic_of(self, body: ChatCompletionRequest, principal: Principal) -> str | None:
-        """The intrinsic ``body.model`` names (None: the base model), checked."""
+        """The intrinsic the request names (None: the base model), checked: ``model``, as
+        vLLM names a LoRA module, or on the base model ``chat_template_kwargs.adapter_name``,
+        as Granite Switch and Mellea name an adapter (``-`` and ``_`` alike in both)."""
         model = body.model or self.model_name
-        if model == self.model_name:
-            if body.documents:
+        adapter = body.adapter_name
+        if model != self.model_name:
+            name = self._served(model, "model")
+            if adapter is not None and self._served(adapter, ADAPTER_NAME_FIELD) != name:
                 raise RequestFieldError(
-                    "documents: the base model takes documents in a message; documents "
-                    "are for intrinsics (model: an intrinsic's name)",
-                    "documents",
+                    f"{ADAPTER_NAME_FIELD}: {adapter!r} is not the model's adapter {model!r}; "
+                    "name the adapter in one of them",
+                    ADAPTER_NAME_FIELD,
                 )
+        elif adapter is not None:
+            name = self._served(adapter, ADAPTER_NAME_FIELD)
+        elif body.documents:
+            raise RequestFieldError(
+                "documents: the base model takes documents in a message; documents "
+                "are for intrinsics (model: an intrinsic's name)",
+                "documents",
+            )
+        else:
             return None
-        if model not in self.intrinsics:
-            raise UnknownModelError(model, [self.model_name, *self.intrinsics])
-        principal.authorize([model])
-        return model
+        principal.authorize([name])
+        return name
+
+    def _served(self, name: str, field: str) -> str:
+        served = {_spelled(intrinsic): intrinsic for intrinsic in self.intrinsics}
+        if (found := served.get(_spelled(name))) is None:
+            raise UnknownModelError(name, [self.model_name, *self.intrinsics], field)
+        return found
+
+
+def _spelled(name: str) -> str:
+    return name.replace("-", "_")
 
 
 async def events(

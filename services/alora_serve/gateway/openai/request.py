@@ -22,6 +22,7 @@ from alora_serve.errors import InvalidInputError, NotFoundError
 from alora_serve.intrinsics.call import Document, IntrinsicRequest
 
 MAX_TOP_LOGPROBS = 20  # OpenAI's and vLLM's limit
+ADAPTER_NAME_FIELD = "chat_template_kwargs.adapter_name"
 
 
 class _Strict(BaseModel):
@@ -114,6 +115,8 @@ class ChatCompletionRequest(_Strict):
             raise _FieldError("max_tokens", "give max_tokens or max_completion_tokens, not both")
         if isinstance(self.stop, list) and len(self.stop) > 4:
             raise _FieldError("stop", "at most 4 stop strings")
+        if not isinstance(self.adapter_name, str | None):
+            raise _FieldError(ADAPTER_NAME_FIELD, "adapter_name must be an intrinsic's name")
         constraints = [name for name in _CONSTRAINTS if self._constraint(name) is not None]
         if len(constraints) > 1:
             raise _FieldError(constraints[1], f"give one output constraint, not {constraints}")
@@ -129,11 +132,19 @@ class ChatCompletionRequest(_Strict):
     def include_usage(self) -> bool:
         return self.stream_options is not None and self.stream_options.include_usage
 
+    @property
+    def adapter_name(self) -> Any:
+        """The adapter named the way Granite Switch (and Mellea) name one: on the base
+        model, in ``chat_template_kwargs``."""
+        return (self.chat_template_kwargs or {}).get("adapter_name")
+
     def conversation(self) -> IntrinsicRequest:
+        template_kwargs = dict(self.chat_template_kwargs or {})
+        template_kwargs.pop("adapter_name", None)  # says which adapter, not how to render
         return IntrinsicRequest(
             messages=[ChatMessage(role=m.role, content=m.text()) for m in self.messages],
             documents=self.documents or [],
-            chat_template_kwargs=self.chat_template_kwargs or {},
+            chat_template_kwargs=template_kwargs,
         )
 
     def sampling_options(self) -> SamplingOptions:
@@ -200,12 +211,12 @@ class RequestFieldError(InvalidInputError):
 
 
 class UnknownModelError(NotFoundError):
-    def __init__(self, model: str, served: Sequence[str]) -> None:
+    def __init__(self, model: str, served: Sequence[str], param: str = "model") -> None:
         super().__init__(
-            f"model {model!r} is not served here; GET /v1/models lists {sorted(served)}",
+            f"{param}: {model!r} is not served here; GET /v1/models lists {list(served)}",
             ("model", model),
         )
-        self.param = "model"
+        self.param = param
 
 
 async def parse_request(request: Request) -> ChatCompletionRequest:
