@@ -17,13 +17,15 @@ from alora_serve.deploy.errors import DeployError
 from alora_serve.loadtest import METRICS_URL, MTRAG_REFERENCE
 from alora_serve.loadtest.profiles import ProfileName
 from alora_serve.model import ModelError
+from alora_serve.training import cli as training_cli
+from alora_serve.training.examples import TrainingInputError
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.run(args)
-    except (ModelError, ValidationError, DeployError) as exc:
+    except (ModelError, ValidationError, DeployError, TrainingInputError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 
@@ -42,6 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     prepare.set_defaults(run=_prepare_model)
 
     deploy_cli.add_commands(commands)
+    training_cli.add_commands(commands)
 
     serve = commands.add_parser(
         "serve", help="run the main job: a serving topology on Ray Serve, until interrupted"

@@ -24,7 +24,7 @@ FLOORS: list[set[str]] = [
     {"prefill"},
     {"decode", "gateway"},
     {"topology"},
-    {"console", "deploy"},
+    {"console", "deploy", "training"},
     {"loadtest"},
     {"cli"},
 ]

@@ -32,9 +32,9 @@ from alora_serve.intrinsics.call import (
 )
 from alora_serve.intrinsics.catalog import Catalog, Intrinsic
 from alora_serve.intrinsics.output import OutputParseError, process_output
+from alora_serve.intrinsics.prompt import adapter_prompt
 from alora_serve.intrinsics.rewrite import (
     RewrittenRequest,
-    documents_message,
     instruction_fields,
     rewrite_request,
 )
@@ -105,11 +105,8 @@ class IntrinsicRunner:
     def _prompt(
         self, intrinsic: Intrinsic, rewritten: RewrittenRequest, template_kwargs: TemplateKwargs
     ) -> tuple[tuple[int, ...], int]:
-        """(prompt tokens, where the adapter starts): the rendered conversation, then the
-        adapter's invocation for aLoRA (before it, the base model's KV is reused)."""
-        invocation = intrinsic.adapter.invocation_tokens or ()
-        conversation = self._render(rewritten, not invocation, template_kwargs)
-        return (*conversation, *invocation), len(conversation) if invocation else 0
+        invocation = intrinsic.adapter.invocation_tokens
+        return adapter_prompt(self.engine.renderer, rewritten, invocation, template_kwargs)
 
     def _output_budget(self, name: str, prompt_tokens: int, rewritten: RewrittenRequest) -> int:
         """The io.yaml's token budget, raised to the longest output the schema allows
@@ -245,24 +242,6 @@ class IntrinsicRunner:
             )
         except (OutputParseError, TransformationError) as exc:
             raise IntrinsicOutputError(f"{call.intrinsic.name!r}: {exc}") from None
-
-    def _render(
-        self,
-        rewritten: RewrittenRequest,
-        generation_prompt: bool,
-        template_kwargs: TemplateKwargs,
-    ) -> list[int]:
-        renderer = self.engine.renderer
-        messages, documents = list(rewritten.messages), list(rewritten.documents)
-        if documents and not renderer.supports_documents:
-            messages.insert(0, documents_message(documents, "string"))
-            documents = []
-        return renderer.render(
-            messages,
-            [d.model_dump() for d in documents],
-            generation_prompt=generation_prompt,
-            template_kwargs=template_kwargs,
-        )
 
 
 def _warm_up_request(intrinsic: Intrinsic) -> tuple[IntrinsicRequest, dict[str, str]]:
