@@ -14,7 +14,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from alora_serve.engine.types import ChatMessage
+from alora_serve.engine.errors import TemplateKwargsError
+from alora_serve.engine.types import RESERVED_TEMPLATE_KWARGS, ChatMessage
 
 # Private-use code points: cannot come from the template, and callers' text containing
 # them is escaped like control tokens (see _needs_escaping).
@@ -29,6 +30,9 @@ class ChatRenderer:
             token.content for token in tokenizer.added_tokens_decoder.values() if token.special
         )
         self.supports_documents = "documents" in (tokenizer.chat_template or "")
+        # What chat_template_kwargs may set: the template's own variables, but not those
+        # the renderer sets (as vLLM keeps only the variables a template declares).
+        self.template_variables = _variables(tokenizer.chat_template) - RESERVED_TEMPLATE_KWARGS
 
     def render(
         self,
@@ -47,6 +51,7 @@ class ChatRenderer:
             raise ValueError(
                 "this model's chat template takes no documents; send them as a message"
             )
+        self._check(template_kwargs or {})
         texts = [m.content for m in messages] + [d["text"] for d in documents]
         template = functools.partial(
             self._template, generation_prompt=generation_prompt, **(template_kwargs or {})
@@ -89,6 +94,20 @@ class ChatRenderer:
             **template_kwargs,
         )
 
+    def _check(self, template_kwargs: Mapping[str, Any]) -> None:
+        for key, value in template_kwargs.items():
+            if key not in self.template_variables:
+                takes = sorted(self.template_variables) or "none"
+                raise TemplateKwargsError(
+                    f"chat_template_kwargs.{key}: not a variable of this model's chat "
+                    f"template; the ones a request may set: {takes}"
+                )
+            if isinstance(value, str) and self._needs_escaping(value):
+                raise TemplateKwargsError(
+                    f"chat_template_kwargs.{key}: holds a control token of the model; "
+                    "template variables are rendered as they are, so they may not"
+                )
+
     def _encode(self, text: str, as_text: bool = False) -> list[int]:
         if not text:
             return []
@@ -96,3 +115,13 @@ class ChatRenderer:
         return self.tokenizer(text, add_special_tokens=False, split_special_tokens=as_text)[
             "input_ids"
         ]
+
+
+def _variables(template: str | None) -> frozenset[str]:
+    """The variables a chat template reads from its caller."""
+    from jinja2 import Environment, meta
+
+    if not template:
+        return frozenset()
+    environment = Environment(extensions=["jinja2.ext.loopcontrols"])
+    return frozenset(meta.find_undeclared_variables(environment.parse(template)))

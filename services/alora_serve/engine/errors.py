@@ -39,5 +39,9 @@ class PromptTooLongError(TooLongError):
             )
 
 
+class TemplateKwargsError(InvalidInputError):
+    """``chat_template_kwargs`` the model's chat template does not take as given."""
+
+
 class InvalidRequestError(InvalidInputError):
     """vLLM refused the request's parameters (its message names the parameter)."""

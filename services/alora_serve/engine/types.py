@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -14,9 +14,12 @@ DEFAULT_MAX_TOKENS = 256  # generated tokens when a request names no limit
 MAX_TEMPERATURE = 2.0  # OpenAI's range
 MAX_SEED = 2**63 - 1
 TemplateKwargs = Mapping[str, Any]  # further variables of a chat template
-# Template variables the renderer sets itself; a caller's template_kwargs may not.
+# Template variables the renderer sets itself, and apply_chat_template's own arguments: a
+# caller's template_kwargs may not set them.
 RESERVED_TEMPLATE_KWARGS = frozenset(
     {"messages", "documents", "add_generation_prompt", "generation_prompt", "tokenize", "tools"}
+    | {"chat_template"}
+    | {"continue_final_message", "return_dict", "return_assistant_tokens_mask"}
 )
 
 
@@ -38,7 +41,7 @@ class SamplingOptions(BaseModel):
     seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
     logprobs: int | None = Field(default=None, ge=0, le=20, description="top-k logprobs per token")
     ignore_eos: bool = False
-    stop: tuple[str, ...] = Field(
+    stop: tuple[Annotated[str, Field(min_length=1)], ...] = Field(
         default=(), max_length=4, description="end the output before any of these strings"
     )
     json_schema: dict[str, Any] | None = Field(

@@ -46,8 +46,8 @@ def adapter_directory(root: Path) -> Path:
         path = root / "io_configs" / name / "io.yaml"
         path.parent.mkdir(parents=True)
         path.write_text(yaml.safe_dump({**io_yaml, "transformations": transformations}))
-        entries.append({"adapter_name": name, "io_config": str(path.relative_to(root))})
-        entries[-1]["technology"] = "alora"
+        config = str(path.relative_to(root))
+        entries.append({"adapter_name": name, "io_config": config, "technology": "alora"})
     (root / "adapter_index.json").write_text(json.dumps({"adapters": entries}))
     return root
 

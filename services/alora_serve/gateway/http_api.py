@@ -77,12 +77,9 @@ class BodyLimit:
             return await self.app(scope, receive, send)
         limit = scope["app"].state.max_body_bytes
         declared = dict(scope["headers"]).get(b"content-length", b"0")
-        too_large = OpenAIError(413, f"the request body is over {limit} bytes; send less")
-        body = (
-            too_large.body() if scope["path"] in self.openai_paths else {"detail": str(too_large)}
-        )
+        openai_shape = scope["path"] in self.openai_paths
         if not declared.isdigit() or int(declared) > limit:
-            return await _refuse(send, 413, body)
+            return await _too_large(send, limit, openai_shape)
         received = 0
 
         async def limited_receive() -> dict:
@@ -90,22 +87,29 @@ class BodyLimit:
             message = await receive()
             received += len(message.get("body", b""))
             if received > limit:
-                raise _BodyTooLarge
+                raise _BodyTooLarge(_too_large_message(limit))
             return message
 
         try:
             await self.app(scope, limited_receive, send)
         except _BodyTooLarge:
-            await _refuse(send, 413, body)
+            await _too_large(send, limit, openai_shape)
 
 
-class _BodyTooLarge(Exception):
-    pass
+class _BodyTooLarge(TooLongError):
+    """Raised into the app while it reads the body (routes that read it inside
+    ``serving_http`` answer it as too long, 413, as any call error)."""
 
 
-async def _refuse(send: Any, status: int, body: dict[str, Any]) -> None:
+def _too_large_message(limit: int) -> str:
+    return f"the request body is over {limit} bytes; send less"
+
+
+async def _too_large(send: Any, limit: int, openai_shape: bool) -> None:
+    message = _too_large_message(limit)
+    body = OpenAIError(413, message).body() if openai_shape else {"detail": message}
     headers = [(b"content-type", b"application/json")]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.start", "status": 413, "headers": headers})
     await send({"type": "http.response.body", "body": json.dumps(body).encode()})
 
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from fastapi import HTTPException
+from fastapi.responses import StreamingResponse
 
 from alora_serve.engine import ChatMessage, Generation, SamplingOptions
 from alora_serve.engine.types import GenerationChunk, TemplateKwargs
@@ -60,21 +61,8 @@ class ChatCompletions:
         self, body: ChatCompletionRequest, principal: Principal, received_at: float
     ) -> Completion:
         """The answer to ``body``, received at ``received_at`` (``time.perf_counter()``)."""
-        options, conversation = body.sampling_options(), body.conversation()
         intrinsic = self.intrinsic_of(body, principal)
-        if intrinsic is None:
-            result = await self.backend.chat(
-                conversation.messages,
-                options,
-                principal.tenant,
-                conversation.chat_template_kwargs,
-            )
-            return Completion(result.text, result.finish_reason, result.usage, result.logprobs)
-        call = IntrinsicsCall(
-            intrinsics=[intrinsic], request=conversation, tenant=principal.tenant, as_sent=options
-        )
-        (result,) = await self.backend.run_many(call, received_at)
-        return Completion(result.raw_output, result.finish_reason, result.usage, result.logprobs)
+        return await self._answer(body, intrinsic, principal.tenant, received_at)
 
     async def chunks(
         self,
@@ -86,8 +74,9 @@ class ChatCompletions:
         """The answer as stream chunks: the base model's text as it is generated; an
         intrinsic's output (a few tokens of constrained JSON), or any answer with logprobs,
         in one piece once complete."""
-        if body.logprobs or self.intrinsic_of(body, principal) is not None:
-            completion = await self.completion(body, principal, received_at)
+        intrinsic = self.intrinsic_of(body, principal)
+        if body.logprobs or intrinsic is not None:
+            completion = await self._answer(body, intrinsic, principal.tenant, received_at)
             for chunk in responses.chunks_of(completion, body.include_usage):
                 yield chunk
             return
@@ -111,6 +100,21 @@ class ChatCompletions:
             if body.include_usage:
                 yield responses.usage_chunk(piece.usage)
 
+    async def _answer(
+        self, body: ChatCompletionRequest, intrinsic: str | None, tenant: str, received_at: float
+    ) -> Completion:
+        options, conversation = body.sampling_options(), body.conversation()
+        if intrinsic is None:
+            result = await self.backend.chat(
+                conversation.messages, options, tenant, conversation.chat_template_kwargs
+            )
+            return Completion(result.text, result.finish_reason, result.usage, result.logprobs)
+        call = IntrinsicsCall(
+            intrinsics=[intrinsic], request=conversation, tenant=tenant, as_sent=options
+        )
+        (result,) = await self.backend.run_many(call, received_at)
+        return Completion(result.raw_output, result.finish_reason, result.usage, result.logprobs)
+
     def intrinsic_of(self, body: ChatCompletionRequest, principal: Principal) -> str | None:
         """The intrinsic the request names (None: the base model), checked: ``model``, as
         vLLM names a LoRA module, or on the base model ``chat_template_kwargs.adapter_name``,
@@ -118,15 +122,15 @@ class ChatCompletions:
         model = body.model or self.model_name
         adapter = body.adapter_name
         if model != self.model_name:
-            name = self._served(model, "model")
-            if adapter is not None and self._served(adapter, ADAPTER_NAME_FIELD) != name:
+            name = self._served(model, "model", principal)
+            if adapter is not None and self._served(adapter, ADAPTER_NAME_FIELD, principal) != name:
                 raise RequestFieldError(
                     f"{ADAPTER_NAME_FIELD}: {adapter!r} is not the model's adapter {model!r}; "
                     "name the adapter in one of them",
                     ADAPTER_NAME_FIELD,
                 )
         elif adapter is not None:
-            name = self._served(adapter, ADAPTER_NAME_FIELD)
+            name = self._served(adapter, ADAPTER_NAME_FIELD, principal)
         elif body.documents:
             raise RequestFieldError(
                 "documents: the base model takes documents in a message; documents "
@@ -138,10 +142,11 @@ class ChatCompletions:
         principal.authorize([name])
         return name
 
-    def _served(self, name: str, field: str) -> str:
+    def _served(self, name: str, field: str, principal: Principal) -> str:
         served = {_spelled(intrinsic): intrinsic for intrinsic in self.intrinsics}
         if (found := served.get(_spelled(name))) is None:
-            raise UnknownModelError(name, [self.model_name, *self.intrinsics], field)
+            listed = [i for i in self.intrinsics if principal.may_call(i)]  # as /v1/models
+            raise UnknownModelError(name, [self.model_name, *listed], field)
         return found
 
 
@@ -166,3 +171,16 @@ async def events(
                 yield event(as_openai_error(http_error(exc)).body())
                 raise
     yield DONE_EVENT
+
+
+class EventStream(StreamingResponse):
+    """A stream of server-sent events that closes its events however the response ends:
+    Starlette leaves an iterator it stopped reading (a client gone while a chunk was on
+    its way) to the garbage collector, which would hold the call's admission slot and its
+    generation until then."""
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        try:
+            await super().__call__(scope, receive, send)
+        finally:
+            await self.body_iterator.aclose()  # type: ignore[union-attr]

@@ -8,6 +8,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
@@ -15,7 +16,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from alora_serve.engine import EngineConfig
-from alora_serve.gateway.config import GatewayConfig
+from alora_serve.gateway.admission import DEFAULT_MAX_IN_FLIGHT
+from alora_serve.gateway.auth import TokenTable
+from alora_serve.gateway.config import DEFAULT_MAX_MESSAGE_BYTES, GatewayConfig
 from alora_serve.observability.config import ObservabilityConfig
 
 SERVE_SHUTDOWN_TIMEOUT_S = 20.0  # Ray Serve's default graceful_shutdown_timeout_s
@@ -178,3 +181,24 @@ def load_topology(path: Path | str | None = None, **overrides: Any) -> TopologyC
     data = yaml.safe_load(Path(path or EMBEDDED_CONFIG).read_text()) or {}
     data.update({k: v for k, v in overrides.items() if v is not None})
     return TopologyConfig.model_validate(data)
+
+
+@dataclass(frozen=True)
+class IngressSettings:
+    """What the ingress replica is given (built from a ``TopologyConfig``)."""
+
+    model_name: str
+    call_timeout_s: float
+    gateway: GatewayConfig | None = None  # None: no gRPC gateway
+    tokens: TokenTable = field(default_factory=TokenTable)
+    observability: ObservabilityConfig = field(default_factory=ObservabilityConfig)
+
+    @property
+    def max_in_flight(self) -> int:
+        """Calls served at once, gRPC and HTTP together."""
+        return self.gateway.max_in_flight if self.gateway else DEFAULT_MAX_IN_FLIGHT
+
+    @property
+    def max_body_bytes(self) -> int:
+        """The largest request, gRPC message or HTTP body."""
+        return self.gateway.max_message_bytes if self.gateway else DEFAULT_MAX_MESSAGE_BYTES

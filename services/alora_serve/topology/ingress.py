@@ -9,11 +9,9 @@ import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import StreamingResponse
 from ray import serve
 from ray.exceptions import RayActorError
 from ray.serve.exceptions import ReplicaUnavailableError
@@ -22,9 +20,8 @@ from ray.serve.handle import DeploymentHandle
 from alora_serve.engine import ChatMessage, Generation, SamplingOptions
 from alora_serve.engine.types import GenerationChunk, TemplateKwargs
 from alora_serve.errors import failure
-from alora_serve.gateway.admission import DEFAULT_MAX_IN_FLIGHT, Admission
-from alora_serve.gateway.auth import Principal, TokenTable
-from alora_serve.gateway.config import DEFAULT_MAX_MESSAGE_BYTES, GatewayConfig
+from alora_serve.gateway.admission import Admission
+from alora_serve.gateway.auth import Principal
 from alora_serve.gateway.http_api import BodyLimit, error_responses, result_to_json, serving_http
 from alora_serve.gateway.metrics import CallMetrics, GatewayCollector
 from alora_serve.gateway.openai.errors import (
@@ -45,9 +42,10 @@ from alora_serve.intrinsics.call import (
     IntrinsicsCall,
 )
 from alora_serve.intrinsics.catalog import UnknownIntrinsicError
+from alora_serve.intrinsics.runner import IntrinsicInputError
 from alora_serve.observability import tracing
-from alora_serve.observability.config import ObservabilityConfig
-from alora_serve.topology.chat_completions import ChatCompletions, events
+from alora_serve.topology.chat_completions import ChatCompletions, EventStream, events
+from alora_serve.topology.config import IngressSettings
 from alora_serve.topology.handles import CallTimeoutError, WorkerUnavailableError, answer
 from alora_serve.topology.handles import stream as start_stream
 from alora_serve.topology.metrics import RayMetricsBridge
@@ -57,25 +55,6 @@ from alora_serve.topology.routing import session_id
 KV_NODE_REFRESH_S = 30.0
 KV_NODE_TIMEOUT_S = 5.0
 logger = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class IngressSettings:
-    model_name: str
-    call_timeout_s: float
-    gateway: GatewayConfig | None = None  # None: no gRPC gateway
-    tokens: TokenTable = field(default_factory=TokenTable)
-    observability: ObservabilityConfig = field(default_factory=ObservabilityConfig)
-
-    @property
-    def max_in_flight(self) -> int:
-        """Calls served at once, gRPC and HTTP together."""
-        return self.gateway.max_in_flight if self.gateway else DEFAULT_MAX_IN_FLIGHT
-
-    @property
-    def max_body_bytes(self) -> int:
-        """The largest request, gRPC message or HTTP body."""
-        return self.gateway.max_message_bytes if self.gateway else DEFAULT_MAX_MESSAGE_BYTES
 
 
 def _conversation_key(request: IntrinsicRequest) -> str:
@@ -276,6 +255,8 @@ class IntrinsicsIngress:
         async with self._serving_http("POST /v1/intrinsics:run", request) as principal:
             if self._settings.tokens.required:
                 call = call.model_copy(update={"tenant": principal.tenant})
+            if call.as_sent is not None:
+                raise IntrinsicInputError("as_sent is for /v1/chat/completions; remove it")
             principal.authorize(call.intrinsics)
             results = await self.run_many(call, received_at)
             return [result_to_json(result) for result in results]
@@ -311,7 +292,7 @@ class IntrinsicsIngress:
                 chunks = self._chats.chunks(body, principal, received_at, responses)
                 first = await anext(chunks)  # failures before the first chunk get a status
                 held = setup.pop_all()  # the call's admission slot, until the stream ends
-        return StreamingResponse(events(held, first, chunks), media_type="text/event-stream")
+        return EventStream(events(held, first, chunks), media_type="text/event-stream")
 
     def _serving_http(
         self, route: str, request: Request

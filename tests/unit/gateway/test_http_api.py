@@ -5,9 +5,12 @@ from __future__ import annotations
 import httpx
 from fastapi import FastAPI, Request
 
-from alora_serve.gateway.http_api import BodyLimit
+from alora_serve.gateway.admission import Admission
+from alora_serve.gateway.auth import TokenTable
+from alora_serve.gateway.http_api import BodyLimit, serving_http
 
 LIMIT = 100
+ADMISSION = Admission(4)
 
 
 def app() -> FastAPI:
@@ -19,6 +22,11 @@ def app() -> FastAPI:
     @served.post("/v1/chat/completions")
     async def echo(request: Request) -> dict:
         return {"bytes": len(await request.body())}
+
+    @served.post("/served")
+    async def served_call(request: Request) -> dict:  # reads its body as a call, as OpenAI's
+        async with serving_http("POST /served", request, TokenTable(), ADMISSION):
+            return {"bytes": len(await request.body())}
 
     return served
 
@@ -56,3 +64,14 @@ async def test_on_the_openai_routes_the_refusal_has_openai_s_error_shape() -> No
     assert error["message"] == f"the request body is over {LIMIT} bytes; send less"
     assert error["code"] == 413
     assert (await post(b"x" * LIMIT, "/v1/chat/completions")).status_code == 200
+
+
+async def test_a_streamed_body_over_the_limit_read_by_a_call_is_413_and_counted() -> None:
+    async def chunks():
+        for _ in range(5):
+            yield b"x" * 40
+
+    response = await post(chunks(), "/served")
+    assert response.status_code == 413 and "over 100 bytes" in response.json()["detail"]
+    assert ADMISSION.finished[("POST /served", "RESOURCE_EXHAUSTED")] == 1
+    assert ADMISSION.in_flight == 0

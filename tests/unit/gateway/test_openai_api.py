@@ -109,7 +109,10 @@ def test_text_parts_and_documents_make_the_conversation() -> None:
         ({"top_logprobs": 3}, "top_logprobs", "needs logprobs"),
         ({"top_logprobs": 21, "logprobs": True}, "top_logprobs", "20"),
         ({"stream_options": {"include_usage": True}}, "stream_options", "needs stream"),
-        ({"max_tokens": 1, "max_completion_tokens": 1}, "max_tokens", "not both"),
+        ({"stop": ""}, "stop", "at least 1 character"),
+        ({"stop": 5}, "stop", "valid string"),  # the field, not pydantic's union member
+        ({"structured_outputs": {}}, "structured_outputs", "not none"),
+        ({"structured_outputs": {"json": {}, "choice": ["a"]}}, "structured_outputs", "one of"),
         ({"stop": ["a", "b", "c", "d", "e"]}, "stop", "at most 4"),
         ({"guided_json": {}, "guided_choice": ["a"]}, "guided_choice", "one output constraint"),
         ({"response_format": {"type": "json_schema"}}, "response_format", "json_schema"),
@@ -168,7 +171,7 @@ def steps() -> tuple[StepLogprobs, ...]:
     low = TokenLogprob(4, "é", float("-inf"))
     return (
         StepLogprobs(chosen=yes, top=(yes, no, extra)),
-        StepLogprobs(chosen=low, top=(yes, no, low)),
+        StepLogprobs(chosen=low, top=(yes, no, TokenLogprob(5, "x", float("-inf")), low)),
     )
 
 
@@ -186,6 +189,10 @@ def test_a_completion_carries_text_logprobs_and_reused_tokens() -> None:
     assert content[0]["token"] == "yes" and content[0]["logprob"] == -0.1
     assert [t["token"] for t in content[0]["top_logprobs"]] == ["yes", "no"]  # top 2 only
     assert content[1]["logprob"] == -9999.0 and content[1]["bytes"] == list("é".encode())
+    # vLLM lists a chosen token ranked below the top k after them: the top k stay k
+    assert [t["token"] for t in content[1]["top_logprobs"]] == ["yes", "no"]
+    three = Responses("m", top_logprobs=3).completion(Completion("yes", "stop", USAGE, steps()))
+    assert three["choices"][0]["logprobs"]["content"][1]["top_logprobs"][2]["logprob"] == -9999.0
     assert body["usage"] == {
         "prompt_tokens": 100,
         "completion_tokens": 2,
@@ -229,3 +236,13 @@ def test_models_list_the_base_model_then_intrinsics_with_it_as_parent() -> None:
 def test_the_published_body_schema_has_no_unresolved_references() -> None:
     schema = CHAT_COMPLETION_BODY["requestBody"]["content"]["application/json"]["schema"]
     assert "$ref" not in json.dumps(schema) and "messages" in schema["required"]
+
+
+def test_max_completion_tokens_wins_over_max_tokens_as_in_vllm() -> None:
+    # granite-common adds max_completion_tokens to a request that may carry max_tokens
+    assert parsed(max_tokens=99, max_completion_tokens=7).sampling_options().max_tokens == 7
+
+
+def test_a_json_schema_format_without_a_schema_asks_for_any_json_object() -> None:
+    fields = {"response_format": {"type": "json_schema", "json_schema": {"name": "x"}}}
+    assert parsed(**fields).sampling_options().json_schema == {"type": "object"}

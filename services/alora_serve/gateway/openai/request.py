@@ -4,8 +4,9 @@ matter for intrinsics, each honoured; any other is refused naming it."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from fastapi import Request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -22,6 +23,7 @@ from alora_serve.errors import InvalidInputError, NotFoundError
 from alora_serve.intrinsics.call import Document, IntrinsicRequest
 
 MAX_TOP_LOGPROBS = 20  # OpenAI's and vLLM's limit
+StopString = Annotated[str, Field(min_length=1)]
 ADAPTER_NAME_FIELD = "chat_template_kwargs.adapter_name"
 
 
@@ -47,7 +49,7 @@ class Message(_Strict):
 class JsonSchemaFormat(_Strict):
     name: str = Field(min_length=1)
     description: str | None = None
-    json_schema: dict[str, Any] = Field(alias="schema")
+    json_schema: dict[str, Any] | None = Field(default=None, alias="schema")  # None: any JSON
     strict: bool | None = None
 
 
@@ -63,11 +65,20 @@ class ResponseFormat(_Strict):
 
 
 class StructuredOutputs(_Strict):
-    """vLLM's ``structured_outputs`` (the forms intrinsics use)."""
+    """vLLM's ``structured_outputs`` (the forms intrinsics use): exactly one of them."""
 
     json_: dict[str, Any] | str | None = Field(default=None, alias="json")
     choice: list[str] | None = Field(default=None, min_length=1)
-    json_object: bool | None = None
+    json_object: Literal[True] | None = None
+
+    @model_validator(mode="after")
+    def _one_form(self) -> StructuredOutputs:
+        forms = ("json_", "choice", "json_object")
+        given = [name for name in forms if getattr(self, name) is not None]
+        if len(given) != 1:
+            named = [name.rstrip("_") for name in given] or "none"
+            raise ValueError(f"give one of json, choice or json_object: true, not {named}")
+        return self
 
 
 class StreamOptions(_Strict):
@@ -82,7 +93,7 @@ class ChatCompletionRequest(_Strict):
     temperature: float = Field(default=0.0, ge=0.0, le=MAX_TEMPERATURE)
     top_p: float = Field(default=1.0, gt=0.0, le=1.0)
     seed: int | None = Field(default=None, ge=0, le=MAX_SEED)
-    stop: str | list[str] | None = None
+    stop: StopString | list[StopString] | None = None
     n: Literal[1] = 1
     logprobs: bool = False
     top_logprobs: int | None = Field(default=None, ge=0, le=MAX_TOP_LOGPROBS)
@@ -111,8 +122,6 @@ class ChatCompletionRequest(_Strict):
             raise _FieldError("top_logprobs", "top_logprobs needs logprobs: true")
         if self.stream_options is not None and not self.stream:
             raise _FieldError("stream_options", "stream_options needs stream: true")
-        if self.max_tokens is not None and self.max_completion_tokens is not None:
-            raise _FieldError("max_tokens", "give max_tokens or max_completion_tokens, not both")
         if isinstance(self.stop, list) and len(self.stop) > 4:
             raise _FieldError("stop", "at most 4 stop strings")
         if not isinstance(self.adapter_name, str | None):
@@ -176,11 +185,15 @@ class ChatCompletionRequest(_Strict):
         response_format = self.response_format
         if response_format is None or response_format.type == "text":
             return None, None
-        if response_format.json_schema is None:
-            return {"type": "object"}, None
+        if response_format.json_schema is None or response_format.json_schema.json_schema is None:
+            return {"type": "object"}, None  # json_object, or a json_schema without one
         return response_format.json_schema.json_schema, None
 
 
+# How pydantic names the member of a union it tried (``stop.str``): not a field.
+_UNION_MEMBER = re.compile(
+    r"^((constrained-)?(str|int|float|bool|dict|list|tuple)(\[.*\])?|function-\w+\[.*\])$"
+)
 _CONSTRAINTS = ("response_format", "structured_outputs", "guided_json", "guided_choice")
 
 
@@ -234,7 +247,7 @@ async def parse_request(request: Request) -> ChatCompletionRequest:
 
 def _field_at_fault(exc: ValidationError) -> RequestFieldError:
     error = exc.errors()[0]
-    field = ".".join(str(part) for part in error["loc"])
+    field = ".".join(str(part) for part in error["loc"] if not _UNION_MEMBER.match(str(part)))
     cause = error.get("ctx", {}).get("error")
     if isinstance(cause, _FieldError):
         return RequestFieldError(f"{cause.field}: {cause}", cause.field)
