@@ -13,8 +13,8 @@ from alora_serve.gateway.auth import TokenTable
 from alora_serve.intrinsics.catalog import Catalog
 from alora_serve.model import resolve_model
 from alora_serve.prefill.leases import LeaseLimits
-from alora_serve.topology.config import Scaling, TopologyConfig
-from alora_serve.topology.ingress import IngressSettings, IntrinsicsIngress
+from alora_serve.topology.config import IngressSettings, Scaling, TopologyConfig
+from alora_serve.topology.ingress import IntrinsicsIngress
 from alora_serve.topology.prefill_deployment import PrefillDeployment
 from alora_serve.topology.routing import locality_router_config
 from alora_serve.topology.worker import IntrinsicWorker
