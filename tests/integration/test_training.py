@@ -124,7 +124,11 @@ def test_a_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path) -> None:
     assert all(torch.equal(weights[0][k], weights[1][k]) for k in weights[0])
     with pytest.raises(CheckpointMismatchError, match="other data or settings"):
         train(TrainConfig(**settings | {"rank": 8}, out=tmp_path / "b", epochs=4))
+    adapter_config = json.loads((straight / "adapter_config.json").read_text())
+    assert adapter_config["base_model_name_or_path"] == resolve_model(None).name  # no path
+    assert not (straight / "README.md").exists()
     record = json.loads((straight / "training.json").read_text())
+    assert record["config"]["data"] == "train.jsonl" and len(record["data_sha256"]) == 64
     assert record["optimizer_steps"] == 6 and record["losses"][-1] < record["losses"][0]
     catalog = Catalog.from_library(tmp_path / "a", resolve_model(None).name)
     served = catalog.get("answerability")

@@ -39,7 +39,9 @@ def add_commands(commands: Any) -> None:
     )
     evaluate.add_argument("intrinsic")
     evaluate.add_argument("--data", required=True, help="held-out examples (JSONL)")
-    evaluate.add_argument("--train-data", required=True, help="training examples (the majority)")
+    evaluate.add_argument(
+        "--train-data", required=True, help="training examples (their majority, not augmented)"
+    )
     evaluate.add_argument("--labels", nargs=2, default=["answerable", "unanswerable"],
                           metavar=("POSITIVE", "NEGATIVE"))  # fmt: skip
     evaluate.add_argument("--target", default="127.0.0.1:50051", help="gRPC host:port")
@@ -86,7 +88,7 @@ def _eval(args: argparse.Namespace) -> int:
 
     positive, negative = args.labels
     evaluation = Evaluation(args.intrinsic, positive, negative, args.target, args.url)
-    training = [e.label for e in read_examples(Path(args.train_data)) if e.label]
+    training = [e.label for e in read_examples(Path(args.train_data)) if not e.augmented]
     report = evaluate(evaluation, read_examples(Path(args.data)), training, Path(args.out))
     for system, scores in report["overall"].items():
         shown = {k: round(v, 3) for k, v in scores.items() if isinstance(v, float)}

@@ -1,7 +1,8 @@
 """``alora-serve eval``: a classifying intrinsic over labelled examples, through the
 served system (its gRPC API), next to two baselines in the same run: the majority class
-of the training labels, and the base model asked the same question without the adapter,
-constrained to the same labels (through the OpenAI-compatible API)."""
+of the training labels (those found, not augmented), and the base model asked the same
+question without the adapter, constrained to the same labels (through the
+OpenAI-compatible API)."""
 
 from __future__ import annotations
 
@@ -53,13 +54,13 @@ Progress = Callable[[str], None]
 def evaluate(
     evaluation: Evaluation,
     examples: Sequence[Example],
-    training_labels: Sequence[str],
+    training_labels: Sequence[str | None],
     out: Path,
     progress: Progress = print,
 ) -> dict:
     """Scores of the intrinsic and both baselines, overall and per group; writes
     ``out/eval.json`` and ``out/reliability.png``."""
-    majority = Counter(training_labels).most_common(1)[0][0]
+    majority = Counter(label for label in training_labels if label).most_common(1)[0][0]
     systems: dict[str, list[Scored]] = {"intrinsic": [], "base model": [], "majority": []}
     with AloraClient(evaluation.target, timeout_s=evaluation.timeout_s) as client:
         base_model = httpx.get(f"{evaluation.url}/health", timeout=30).json()["model"]

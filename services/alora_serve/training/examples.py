@@ -30,6 +30,7 @@ class Example(BaseModel):
     label: str | None = Field(default=None, description="the class, for evaluation")
     group: str | None = Field(default=None, description="e.g. the conversation's domain")
     source: str | None = Field(default=None, description="where it came from (ids, augmentation)")
+    augmented: bool = Field(default=False, description="made, not found (not in the baselines)")
 
 
 def read_examples(path: Path) -> list[Example]:

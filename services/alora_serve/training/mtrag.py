@@ -90,6 +90,7 @@ def _with_other_passages(train: list[Example], seed: int) -> Iterator[Example]:
                 "target": json.dumps("unanswerable"),
                 "label": "unanswerable",
                 "source": f"{example.source}+passages-of:{donor.source}",
+                "augmented": True,
             }
         )
 

@@ -31,6 +31,7 @@ from alora_serve.training.encoding import Encoded, Encoder, ExampleTooLongError
 from alora_serve.training.examples import read_examples
 
 Progress = Callable[[str], None]
+TRAINING_RECORD = "training.json"  # how the adapter was made
 
 
 class TrainConfig(BaseModel):
@@ -207,9 +208,28 @@ def _write_adapter(
         shutil.copyfile(config.io_config_path(), scratch / IO_YAML)  # with its comments
         record = {
             "config": config.model_dump(mode="json"),
+            "data_sha256": hashlib.sha256(config.data.read_bytes()).hexdigest(),
             "examples": examples,
             "optimizer_steps": len(state.losses),
             "losses": [round(loss, 5) for loss in state.losses],
             "training_seconds": round(state.seconds, 1),
         }
-        (scratch / "training.json").write_text(json.dumps(record, indent=1))
+        (scratch / TRAINING_RECORD).write_text(json.dumps(record, indent=1))
+        portable(scratch, target.parent.name)  # <intrinsic>/<model>/<kind>
+
+
+def portable(adapter: Path, model_name: str) -> None:
+    """An adapter directory with nothing of this machine in it: the base model by name
+    (PEFT writes the local path), the run's paths as file names, and no generated model
+    card."""
+    config_path = adapter / "adapter_config.json"
+    adapter_config = json.loads(config_path.read_text())
+    adapter_config["base_model_name_or_path"] = model_name
+    config_path.write_text(json.dumps(adapter_config, indent=2, sort_keys=True) + "\n")
+    record_path = adapter / TRAINING_RECORD
+    record = json.loads(record_path.read_text())
+    for key in ("data", "out", "io_yaml"):
+        if record["config"].get(key):
+            record["config"][key] = Path(record["config"][key]).name
+    record_path.write_text(json.dumps(record, indent=1) + "\n")
+    (adapter / "README.md").unlink(missing_ok=True)

@@ -44,8 +44,9 @@ def test_labels_follow_mtrag_s_and_targets_are_the_adapter_s_json(split) -> None
 
 def test_only_training_is_augmented_with_another_conversation_s_passages(split) -> None:
     train, test = split
-    augmented = [e for e in train if "+passages-of:" in e.source]
-    assert augmented and not [e for e in test if "+" in e.source]
+    augmented = [e for e in train if e.augmented]
+    assert augmented and not [e for e in test if e.augmented]
+    assert all("+passages-of:" in e.source for e in augmented)
     originals = {e.source: e for e in train}
     for example in augmented:
         own, donor = example.source.split("+passages-of:")
