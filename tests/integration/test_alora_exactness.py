@@ -5,10 +5,18 @@ from __future__ import annotations
 import asyncio
 
 import pytest
+import torch
 
 from alora_serve.engine import SamplingOptions
-from tests.support.conversations import conversation, render
-from tests.support.peft_adapters import peft_greedy
+from alora_serve.engine.chat_template import ChatRenderer
+from alora_serve.intrinsics.builtins import builtin_config
+from alora_serve.intrinsics.embedded_library import trained_adapter
+from alora_serve.intrinsics.synthetic_library import invocation_text
+from alora_serve.model import resolve_model
+from alora_serve.training.encoding import Encoder
+from alora_serve.training.mtrag import answerability_examples
+from tests.support.conversations import DATA, conversation, render
+from tests.support.peft_adapters import TRAINED, peft_greedy, peft_kv
 
 pytestmark = pytest.mark.engine
 
@@ -82,3 +90,50 @@ async def test_concurrent_mixed_batch_is_exact(
     assert list(results[3].token_ids) == expected["probe_b"]
     assert results[0].token_ids == base_alone[0].token_ids
     assert results[2].token_ids == base_alone[1].token_ids
+
+
+# -- the trained answerability the embedded default serves -------------------------------
+
+
+@pytest.fixture(scope="module")
+def trained_prompts(tokenizer) -> list[list[int]]:
+    """Held-out MTRAG calls of answerability, rendered as the server renders them (the
+    conversation, then the invocation)."""
+    encoder = Encoder(
+        ChatRenderer(tokenizer),
+        builtin_config("answerability"),
+        tokenizer.encode(invocation_text("answerability"), add_special_tokens=False),
+        tokenizer.eos_token_id,
+        4096,
+    )
+    held_out = answerability_examples(DATA / "mtrag" / "mtrag_un_reference.jsonl")[1]
+    picked = [held_out[0], *[e for e in held_out if not e.request.documents][:1], held_out[5]]
+    calls = [encoder.encode(example) for example in picked]
+    return [[*call.prefix, *call.suffix[: len(encoder.invocation)]] for call in calls]
+
+
+def test_the_trained_adapter_leaves_the_base_kv_before_its_invocation(
+    base_dir, tokenizer, trained_prompts
+) -> None:
+    """PEFT with the trained weights: every layer's keys and values before the
+    invocation are the base model's (what lets the server reuse them), and from it on
+    they are not (the adapter acts there)."""
+    adapter = trained_adapter("answerability", resolve_model(None).name)
+    invocation = len(tokenizer.encode(invocation_text("answerability"), add_special_tokens=False))
+    for prompt in trained_prompts:
+        start = len(prompt) - invocation
+        with_adapter, base = peft_kv(base_dir, adapter, prompt)
+        for (keys, values), (base_keys, base_values) in zip(with_adapter, base, strict=True):
+            assert torch.equal(keys[:, :, :start], base_keys[:, :, :start])
+            assert torch.equal(values[:, :, :start], base_values[:, :, :start])
+        last_keys, base_last_keys = with_adapter[-1][0], base[-1][0]
+        assert not torch.allclose(last_keys[:, :, start:], base_last_keys[:, :, start:])
+
+
+async def test_the_trained_adapter_served_equals_peft(engine, base_dir, trained_prompts) -> None:
+    adapter = trained_adapter("answerability", resolve_model(None).name)
+    for prompt in trained_prompts:
+        served = await engine.invoke(
+            TRAINED, prompt, SamplingOptions(max_tokens=8, ignore_eos=True)
+        )
+        assert list(served.token_ids) == peft_greedy(base_dir, adapter, prompt, 8)

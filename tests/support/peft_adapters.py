@@ -13,6 +13,8 @@ from alora_serve.adapters.synthetic import make_adapter
 
 __all__ = ["base_model", "make_adapter", "peft_greedy"]
 
+TRAINED = "trained_answerability"  # the test engine's name of the shipped adapter
+
 
 @cache
 def base_model(base_dir: str):
@@ -71,3 +73,20 @@ def peft_next_token_logprobs(
             )
             steps.append(torch.log_softmax(out.logits[0][0].double(), dim=-1))
     return steps
+
+
+def peft_kv(
+    base_dir: Path, adapter_dir: Path, prompt: Sequence[int]
+) -> tuple[list[tuple[torch.Tensor, torch.Tensor]], list[tuple[torch.Tensor, torch.Tensor]]]:
+    """Every layer's keys and values over ``prompt`` (an aLoRA invocation in it): PEFT
+    with the adapter, and the base model."""
+    ids = torch.tensor([list(prompt)])
+    with _with_adapter(base_dir, adapter_dir) as model, torch.no_grad():
+        with_adapter = model(input_ids=ids, use_cache=True).past_key_values
+        with model.disable_adapter():
+            base = model(input_ids=ids, use_cache=True).past_key_values
+    return _layers(with_adapter), _layers(base)
+
+
+def _layers(cache) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    return [(layer.keys, layer.values) for layer in cache.layers]

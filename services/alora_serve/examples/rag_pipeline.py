@@ -127,14 +127,15 @@ async def run_example(library: str | None, progress=print) -> PipelineResult:
     """Start an engine with the pipeline's intrinsics and run the example conversation."""
     from alora_serve.engine import Engine, EngineConfig
     from alora_serve.intrinsics.catalog import Catalog
-    from alora_serve.intrinsics.synthetic_library import make_library
+    from alora_serve.intrinsics.embedded_library import embedded_library
     from alora_serve.model import resolve_model
     from alora_serve.paths import cache_root
 
     checkpoint = resolve_model(None)
     if library is None:
-        progress("preparing seeded stand-in adapters (first run only)")
-        library = make_library(checkpoint, cache_root() / "demo-intrinsics", PIPELINE_INTRINSICS)
+        progress("preparing the embedded intrinsics (stand-ins made on the first run only)")
+        root = cache_root() / "demo-intrinsics"
+        library, _ = embedded_library(checkpoint, root, PIPELINE_INTRINSICS)
     catalog = Catalog.from_library(library, checkpoint.name)
     progress("starting the engine (about a minute on CPU)")
     engine = await Engine.start(EngineConfig(), catalog.adapters())

@@ -25,17 +25,25 @@ _Graph = tuple[dict[str, Any], dict[str, str], Any]
 
 
 def resolve_library(config: TopologyConfig, progress: Callable[[str], None] = print) -> Path:
-    """The configured adapter library, or seeded stand-ins of the built-in intrinsics
-    (made once in the cache) when none is given."""
+    """The configured adapter library, or the embedded one when none is given: the
+    intrinsics trained for the model that ship in the package, seeded stand-ins for the
+    rest (made once in the cache)."""
     if config.library is not None:
         return Path(config.library)
     from alora_serve.intrinsics.builtins import builtin_names
-    from alora_serve.intrinsics.synthetic_library import make_library
+    from alora_serve.intrinsics.embedded_library import embedded_library
     from alora_serve.paths import cache_root
 
     names = config.intrinsics or builtin_names()
-    progress(f"No adapter library given: seeded stand-in adapters for {', '.join(names)}")
-    return make_library(resolve_model(config.model), cache_root() / "demo-intrinsics", names)
+    checkpoint = resolve_model(config.model)
+    root, trained = embedded_library(checkpoint, cache_root() / "demo-intrinsics", names)
+    stand_ins = [name for name in names if name not in trained]
+    progress(
+        "No adapter library given: "
+        + (f"trained {', '.join(trained)} (docs/intrinsics-quality.md); " if trained else "")
+        + (f"seeded stand-in adapters for {', '.join(stand_ins)}" if stand_ins else "")
+    )
+    return root
 
 
 def build_app(config: TopologyConfig, library: Path) -> serve.Application:

@@ -53,6 +53,6 @@ def write_examples(path: Path, examples: Iterable[Example]) -> int:
     count = 0
     with path.open("w") as out:
         for example in examples:
-            out.write(json.dumps(example.model_dump(mode="json", exclude_none=True)) + "\n")
+            out.write(json.dumps(example.model_dump(mode="json", exclude_defaults=True)) + "\n")
             count += 1
     return count
