@@ -87,6 +87,12 @@ def evaluate(
             for group in sorted({e.group for e in examples if e.group})
         },
     }
+    report["predictions"] = [
+        {"source": e.source, "label": e.label, "documents": len(e.request.documents)}
+        | {name: {"predicted": s[i].predicted, "likelihood": s[i].likelihood}
+           for name, s in systems.items()}
+        for i, e in enumerate(examples)
+    ]  # fmt: skip
     out.mkdir(parents=True, exist_ok=True)
     (out / "eval.json").write_text(json.dumps(report, indent=1))
     calibrated = {n: s["calibration"] for n, s in report["overall"].items() if "calibration" in s}
