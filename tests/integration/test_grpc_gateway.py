@@ -140,10 +140,11 @@ async def test_grpc_results_equal_the_serving_layer_s(target, tokenizer):
     direct = await handle("ingress").run_many.remote(call.model_copy(update={"tenant": "acme"}))
     assert [r.intrinsic for r in over_grpc] == ["answerability", "uncertainty"]
     assert [r.raw_output for r in over_grpc] == [r.raw_output for r in direct]
-    # The same tokens; a likelihood may differ in its last bits, because the two calls share
-    # engine steps with different neighbours (a different batch shape, a different GEMM order).
+    # The same tokens; a likelihood may differ from the sixth digit, because the two calls
+    # share engine steps with different neighbours (another batch shape, another GEMM order:
+    # CI saw 1.6e-6), as the main job's tests allow.
     for grpc_result, direct_result in zip(over_grpc, direct, strict=True):
-        assert result_value(grpc_result) == pytest.approx(direct_result.result, rel=1e-6)
+        assert result_value(grpc_result) == pytest.approx(direct_result.result, rel=1e-4)
 
 
 async def test_generate_streams_the_base_model_s_turn(target):

@@ -35,10 +35,20 @@ def save(directory: Path, peft_model: Any, optimizer: Any, progress: Progress) -
     with atomic_directory(directory) as scratch:
         peft_model.save_pretrained(scratch / ADAPTER, safe_serialization=True)
         torch.save(
-            {"optimizer": optimizer.state_dict(), "rng": torch.get_rng_state()},
+            {"optimizer": optimizer.state_dict(), "rng": torch.get_rng_state()}
+            | ({"cuda_rng": torch.cuda.get_rng_state_all()} if torch.cuda.is_available() else {}),
             scratch / OPTIMIZER,
         )
         (scratch / STATE).write_text(json.dumps(asdict(progress)))
+
+
+def check(directory: Path, run: str) -> None:
+    """Refuse a checkpoint at ``directory`` that another run left."""
+    if (directory / STATE).is_file() and json.loads((directory / STATE).read_text())["run"] != run:
+        raise CheckpointMismatchError(
+            f"{directory} holds a checkpoint of a run with other data or settings; "
+            "train with the same ones to resume, or remove it to start afresh"
+        )
 
 
 def load(directory: Path, run: str, peft_model: Any, optimizer: Any) -> Progress | None:
@@ -46,12 +56,7 @@ def load(directory: Path, run: str, peft_model: Any, optimizer: Any) -> Progress
     there is none."""
     if not (directory / STATE).is_file():
         return None
-    saved_run = json.loads((directory / STATE).read_text())["run"]
-    if saved_run != run:
-        raise CheckpointMismatchError(
-            f"{directory} holds a checkpoint of a run with other data or settings; "
-            "train with the same ones to resume, or remove it to start afresh"
-        )
+    check(directory, run)
     import torch
     from peft import set_peft_model_state_dict
     from safetensors.torch import load_file
@@ -61,4 +66,6 @@ def load(directory: Path, run: str, peft_model: Any, optimizer: Any) -> Progress
     saved = torch.load(directory / OPTIMIZER, weights_only=False)
     optimizer.load_state_dict(saved["optimizer"])
     torch.set_rng_state(saved["rng"])
+    if "cuda_rng" in saved:
+        torch.cuda.set_rng_state_all(saved["cuda_rng"])
     return Progress(**json.loads((directory / STATE).read_text()))

@@ -141,18 +141,31 @@ def _leaves(value: Any) -> list[Any]:
 
 
 def _base_model(evaluation: Evaluation, base_model: str, example: Example) -> Scored:
-    """The base model's pick between the labels (constrained), and its likelihood of the
-    positive one: the probability of the label it wrote, or one minus it."""
+    """The base model's likelihood of the positive label against the negative one: the
+    probability of each label's text written after the question (each forced in turn
+    by constrained decoding; vLLM's logprobs are the model's own, before the constraint),
+    normalised over the two; it picks the likelier."""
     request = example.request
     messages = [m.model_dump() for m in request.messages]
     if request.documents:
         messages.insert(0, documents_message(request.documents, "string").model_dump())
     labels = " or ".join(evaluation.labels)
     messages.append({"role": "user", "content": BASE_QUESTION.format(labels=labels)})
+    positive, negative = (
+        _label_probability(evaluation, base_model, messages, label) for label in evaluation.labels
+    )
+    likelihood = positive / (positive + negative) if positive + negative > 0 else 0.5
+    predicted = evaluation.positive if likelihood >= 0.5 else evaluation.negative
+    return Scored(example.label, predicted, likelihood)
+
+
+def _label_probability(
+    evaluation: Evaluation, base_model: str, messages: list[dict], label: str
+) -> float:
     body = {
         "model": base_model,
         "messages": messages,
-        "structured_outputs": {"choice": list(evaluation.labels)},
+        "structured_outputs": {"choice": [label]},
         "max_completion_tokens": 16,
         "logprobs": True,
     }
@@ -160,8 +173,5 @@ def _base_model(evaluation: Evaluation, base_model: str, example: Example) -> Sc
         f"{evaluation.url}/v1/chat/completions", json=body, timeout=evaluation.timeout_s
     )
     answer.raise_for_status()
-    choice = answer.json()["choices"][0]
-    picked = choice["message"]["content"]
-    chosen = math.exp(sum(t["logprob"] for t in choice["logprobs"]["content"]))
-    likelihood = chosen if picked == evaluation.positive else 1.0 - chosen
-    return Scored(example.label, picked, likelihood)
+    steps = answer.json()["choices"][0]["logprobs"]["content"]
+    return math.exp(sum(step["logprob"] for step in steps))

@@ -64,11 +64,14 @@ class TrainConfig(BaseModel):
         return self.out / ".checkpoints" / f"{self.intrinsic}-{self.kind}"
 
     def run_id(self) -> str:
-        """What decides the weights (the data's bytes and every setting but the epochs,
-        which a resumed run may extend)."""
-        settings = self.model_dump_json(exclude={"epochs", "checkpoint_every"})
-        data = hashlib.sha256(self.data.read_bytes()).hexdigest()
-        return hashlib.sha256(f"{settings}{data}".encode()).hexdigest()[:16]
+        """What decides the weights: the data's and the io.yaml's bytes and every setting
+        but the epochs (a resumed run may extend them) and where files are."""
+        settings = self.model_dump_json(
+            exclude={"epochs", "checkpoint_every", "data", "out", "io_yaml"}
+        )
+        inputs = (self.data.read_bytes(), self.io_config_path().read_bytes())
+        digests = "".join(hashlib.sha256(content).hexdigest() for content in inputs)
+        return hashlib.sha256(f"{settings}{digests}".encode()).hexdigest()[:16]
 
 
 def train(config: TrainConfig, progress: Progress = print) -> Path:
@@ -76,6 +79,8 @@ def train(config: TrainConfig, progress: Progress = print) -> Path:
     with its io.yaml and a training record; returns the adapter's directory."""
     import torch
 
+    run = config.run_id()
+    checkpoints.check(config.checkpoint_dir(), run)  # before minutes of loading
     torch.manual_seed(config.seed)
     checkpoint = resolve_model(config.model)
     model, tokenizer = _load(checkpoint.path, config)
@@ -83,7 +88,6 @@ def train(config: TrainConfig, progress: Progress = print) -> Path:
     optimizer = torch.optim.AdamW(
         [p for p in model.parameters() if p.requires_grad], lr=config.learning_rate
     )
-    run = config.run_id()
     state = checkpoints.load(config.checkpoint_dir(), run, model, optimizer)
     if state is not None:
         progress(f"resuming at epoch {state.epoch + 1}, example {state.position}")
