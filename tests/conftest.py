@@ -9,11 +9,11 @@ import pytest
 from alora_serve.adapters import read_adapter
 from alora_serve.engine import Engine, EngineConfig
 from alora_serve.intrinsics.catalog import Catalog
-from alora_serve.intrinsics.embedded_library import trained_adapter
+from alora_serve.intrinsics.embedded_library import shipped_intrinsics, trained_adapter
 from alora_serve.intrinsics.runner import IntrinsicRunner
 from alora_serve.intrinsics.synthetic_library import make_library
 from alora_serve.model import resolve_model
-from tests.support.peft_adapters import TRAINED, make_adapter
+from tests.support.peft_adapters import make_adapter, trained_name
 
 # name -> (seed, invocation string or None for a plain LoRA)
 TEST_ADAPTERS = {
@@ -76,8 +76,12 @@ async def engine(adapter_dirs: dict[str, Path], catalog: Catalog):
         max_model_len=4096, kv_cache_gib=1.0, kv_store_gib=TEST_KV_STORE_GIB, max_loras=8
     )
     adapters = [read_adapter(path, name) for name, path in adapter_dirs.items()]
-    trained = read_adapter(trained_adapter("answerability", resolve_model(None).name), TRAINED)
-    running = await Engine.start(config, [*adapters, *catalog.adapters(), trained])
+    model = resolve_model(None).name
+    trained = [
+        read_adapter(trained_adapter(name, model), trained_name(name))
+        for name in shipped_intrinsics(model)
+    ]
+    running = await Engine.start(config, [*adapters, *catalog.adapters(), *trained])
     yield running
     await running.shutdown()
 

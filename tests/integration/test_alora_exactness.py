@@ -10,13 +10,13 @@ import torch
 from alora_serve.engine import SamplingOptions
 from alora_serve.engine.chat_template import ChatRenderer
 from alora_serve.intrinsics.builtins import builtin_config
-from alora_serve.intrinsics.embedded_library import trained_adapter
+from alora_serve.intrinsics.embedded_library import shipped_intrinsics, trained_adapter
 from alora_serve.intrinsics.synthetic_library import invocation_text
 from alora_serve.model import resolve_model
 from alora_serve.training.encoding import Encoder
-from alora_serve.training.mtrag import answerability_examples
+from alora_serve.training.mtrag import EXAMPLES
 from tests.support.conversations import DATA, conversation, render
-from tests.support.peft_adapters import TRAINED, peft_greedy, peft_kv
+from tests.support.peft_adapters import peft_greedy, peft_kv, trained_name
 
 pytestmark = pytest.mark.engine
 
@@ -92,35 +92,39 @@ async def test_concurrent_mixed_batch_is_exact(
     assert results[2].token_ids == base_alone[1].token_ids
 
 
-# -- the trained answerability the embedded default serves -------------------------------
+# -- the trained intrinsics the embedded default serves ------------------------------------
+
+SHIPPED = shipped_intrinsics(resolve_model(None).name)
 
 
-@pytest.fixture(scope="module")
-def trained_prompts(tokenizer) -> list[list[int]]:
-    """Held-out MTRAG calls of answerability, rendered as the server renders them (the
-    conversation, then the invocation)."""
+@pytest.fixture(scope="module", params=SHIPPED)
+def shipped(request, tokenizer) -> tuple[str, list[list[int]]]:
+    """(a shipped intrinsic, held-out MTRAG calls of it rendered as the server renders
+    them: the conversation, then the invocation): the first of each label, one without
+    documents if there is one, and one more."""
+    name = request.param
+    invocation = tokenizer.encode(invocation_text(name), add_special_tokens=False)
     encoder = Encoder(
-        ChatRenderer(tokenizer),
-        builtin_config("answerability"),
-        tokenizer.encode(invocation_text("answerability"), add_special_tokens=False),
-        tokenizer.eos_token_id,
-        4096,
+        ChatRenderer(tokenizer), builtin_config(name), invocation, tokenizer.eos_token_id, 4096
     )
-    held_out = answerability_examples(DATA / "mtrag" / "mtrag_un_reference.jsonl")[1]
-    picked = [held_out[0], *[e for e in held_out if not e.request.documents][:1], held_out[5]]
+    held_out = EXAMPLES[name](DATA / "mtrag" / "mtrag_un_reference.jsonl")[1]
+    firsts = {e.label: e for e in reversed(held_out)}.values()
+    without_documents = [e for e in held_out if not e.request.documents][:1]
+    picked = {e.source: e for e in (*firsts, *without_documents, held_out[5])}.values()
     calls = [encoder.encode(example) for example in picked]
-    return [[*call.prefix, *call.suffix[: len(encoder.invocation)]] for call in calls]
+    return name, [[*call.prefix, *call.suffix[: len(invocation)]] for call in calls]
 
 
 def test_the_trained_adapter_leaves_the_base_kv_before_its_invocation(
-    base_dir, tokenizer, trained_prompts
+    base_dir, tokenizer, shipped
 ) -> None:
     """PEFT with the trained weights: every layer's keys and values before the
     invocation are the base model's (what lets the server reuse them), and from it on
     they are not (the adapter acts there)."""
-    adapter = trained_adapter("answerability", resolve_model(None).name)
-    invocation = len(tokenizer.encode(invocation_text("answerability"), add_special_tokens=False))
-    for prompt in trained_prompts:
+    name, prompts = shipped
+    adapter = trained_adapter(name, resolve_model(None).name)
+    invocation = len(tokenizer.encode(invocation_text(name), add_special_tokens=False))
+    for prompt in prompts:
         start = len(prompt) - invocation
         with_adapter, base = peft_kv(base_dir, adapter, prompt)
         for (keys, values), (base_keys, base_values) in zip(with_adapter, base, strict=True):
@@ -130,10 +134,11 @@ def test_the_trained_adapter_leaves_the_base_kv_before_its_invocation(
         assert not torch.allclose(last_keys[:, :, start:], base_last_keys[:, :, start:])
 
 
-async def test_the_trained_adapter_served_equals_peft(engine, base_dir, trained_prompts) -> None:
-    adapter = trained_adapter("answerability", resolve_model(None).name)
-    for prompt in trained_prompts:
+async def test_the_trained_adapter_served_equals_peft(engine, base_dir, shipped) -> None:
+    name, prompts = shipped
+    adapter = trained_adapter(name, resolve_model(None).name)
+    for prompt in prompts:
         served = await engine.invoke(
-            TRAINED, prompt, SamplingOptions(max_tokens=8, ignore_eos=True)
+            trained_name(name), prompt, SamplingOptions(max_tokens=8, ignore_eos=True)
         )
         assert list(served.token_ids) == peft_greedy(base_dir, adapter, prompt, 8)

@@ -4,7 +4,11 @@ stand-ins for the rest, and a stale copy replaced when the shipped adapter chang
 from __future__ import annotations
 
 from alora_serve.adapters.synthetic import make_adapter
-from alora_serve.intrinsics.embedded_library import TRAINED_DIR, embedded_library
+from alora_serve.intrinsics.embedded_library import (
+    TRAINED_DIR,
+    embedded_library,
+    shipped_intrinsics,
+)
 from alora_serve.intrinsics.synthetic_library import invocation_text
 from alora_serve.model import resolve_model
 
@@ -30,6 +34,10 @@ def test_trained_adapters_serve_where_shipped_and_stand_ins_elsewhere(tmp_path, 
     assert served.read_bytes() == (shipped / "adapter_model.safetensors").read_bytes()
 
 
-def test_the_package_ships_a_trained_answerability_for_the_embedded_model() -> None:
-    adapter = TRAINED_DIR / "answerability" / resolve_model(None).name / "alora"
-    assert (adapter / "adapter_model.safetensors").is_file() and (adapter / "io.yaml").is_file()
+def test_the_package_ships_trained_intrinsics_for_the_embedded_model() -> None:
+    model = resolve_model(None).name
+    assert shipped_intrinsics(model) == ["answerability"]
+    for name in shipped_intrinsics(model):
+        adapter = TRAINED_DIR / name / model / "alora"
+        assert (adapter / "adapter_model.safetensors").is_file()
+        assert (adapter / "io.yaml").is_file() and (adapter / "training.json").is_file()

@@ -20,7 +20,7 @@ from alora_serve.model import resolve_model
 from alora_serve.training.checkpoints import CheckpointMismatchError
 from alora_serve.training.encoding import IGNORED, Encoder
 from alora_serve.training.examples import Example, write_examples
-from alora_serve.training.mtrag import answerability_examples
+from alora_serve.training.mtrag import answerability_examples, context_relevance_examples
 from alora_serve.training.trainer import TrainConfig, _load, _loss, train
 from tests.support.conversations import DATA
 
@@ -55,7 +55,9 @@ def encoder(tokenizer, name: str = "answerability") -> Encoder:
 
 @pytest.mark.engine
 def test_training_prompts_are_the_served_prompts_token_for_token(runner, tokenizer) -> None:
-    examples = answerability_examples(DATA / "mtrag" / "mtrag_un_reference.jsonl")[1][:5]
+    mtrag = DATA / "mtrag" / "mtrag_un_reference.jsonl"
+    examples = answerability_examples(mtrag)[1][:5]
+    relevance = context_relevance_examples(mtrag)[1][:2]  # the document in the instruction
     requirement = Example(
         request=tiny_examples()[0].request.model_copy(
             update={"messages": [*tiny_examples()[0].request.messages,
@@ -64,7 +66,11 @@ def test_training_prompts_are_the_served_prompts_token_for_token(runner, tokeniz
         arguments={"requirement": "Answer in one word."},
         target='"yes"',
     )  # fmt: skip
-    cases = [("answerability", e) for e in examples] + [("requirement_check", requirement)]
+    cases = [
+        *(("answerability", e) for e in examples),
+        *(("context_relevance", e) for e in relevance),
+        ("requirement_check", requirement),
+    ]
     for name, example in cases:
         served = runner.prepare(name, example.request, example.arguments)
         encoded = encoder(tokenizer, name).encode(example)
@@ -108,7 +114,9 @@ def test_the_prefix_shortcut_gives_the_gradient_of_the_whole_sequence(tmp_path) 
     for name, param in model.named_parameters():
         if param.requires_grad:
             difference = (grads[name] - param.grad).norm() / param.grad.norm()
-            assert difference < 1e-4, (name, difference)  # fp32 sums in another order
+            # fp32 sums in another order, through 30 layers: up to 1e-4 seen at layer 0 on
+            # some CPUs; a wrong gradient (the adapter's effect on the prefix) is of order 1
+            assert difference < 1e-3, (name, difference)
 
 
 def test_a_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path) -> None:

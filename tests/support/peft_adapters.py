@@ -13,7 +13,10 @@ from alora_serve.adapters.synthetic import make_adapter
 
 __all__ = ["base_model", "make_adapter", "peft_greedy"]
 
-TRAINED = "trained_answerability"  # the test engine's name of the shipped adapter
+
+def trained_name(intrinsic: str) -> str:
+    """The test engine's name of the adapter the package ships for ``intrinsic``."""
+    return f"trained_{intrinsic}"
 
 
 @cache

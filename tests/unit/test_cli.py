@@ -27,3 +27,20 @@ def test_unknown_command_is_a_usage_error(capsys) -> None:
     with pytest.raises(SystemExit) as exit_info:
         main(["launch"])
     assert exit_info.value.code == 2
+
+
+def test_make_examples_writes_the_split_of_the_intrinsic_asked(tmp_path: Path, capsys) -> None:
+    assert main(["make-examples", "context_relevance", "--out", str(tmp_path)]) == 0
+    assert "512 training examples, 126 held out" in capsys.readouterr().out
+    assert '"document_content"' in (tmp_path / "test.jsonl").read_text().splitlines()[0]
+
+
+@pytest.mark.parametrize(
+    "options", [[], ["--labels", "certain", "uncertain"], ["--base-question", "Sure?"]]
+)
+def test_eval_of_an_intrinsic_it_does_not_know_asks_for_labels_and_a_question(
+    tmp_path: Path, capsys, options: list[str]
+) -> None:
+    data = ["--data", str(tmp_path / "x"), "--train-data", str(tmp_path / "x")]
+    assert main(["eval", "uncertainty", *data, "--out", str(tmp_path), *options]) == 2
+    assert "give both --labels and --base-question" in capsys.readouterr().err

@@ -5,8 +5,9 @@
    the same conversation prefix;
 3. citations and hallucination_detection check the answer in one composed call.
 
-On the embedded model the adapters are seeded stand-ins (none are trained for SmolLM2):
-every step runs for real and every result is schema-valid, but the judgements are noise.
+On the embedded model answerability is a trained adapter that ships in the package
+(docs/intrinsics-quality.md); the others are seeded stand-ins: every step runs for real
+and every result is schema-valid, but their judgements are noise.
 """
 
 from __future__ import annotations

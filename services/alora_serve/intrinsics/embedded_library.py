@@ -22,6 +22,13 @@ def trained_adapter(name: str, model_name: str, trained_dir: Path = TRAINED_DIR)
     return path if path.is_dir() else None
 
 
+def shipped_intrinsics(model_name: str, trained_dir: Path = TRAINED_DIR) -> list[str]:
+    """The intrinsics with a trained adapter for the model in the package."""
+    return sorted(
+        p.name for p in trained_dir.iterdir() if trained_adapter(p.name, model_name, trained_dir)
+    )
+
+
 def embedded_library(
     checkpoint: ModelCheckpoint,
     root: Path,

@@ -12,9 +12,12 @@ MTRAG = "tests/data/mtrag/mtrag_un_reference.jsonl"
 
 
 def add_commands(commands: Any) -> None:
+    from alora_serve.training.mtrag import EXAMPLES
+
     examples = commands.add_parser(
-        "make-examples", help="labelled examples of answerability from MTRAG (train/test split)"
+        "make-examples", help="labelled examples of an intrinsic from MTRAG (train/test split)"
     )
+    examples.add_argument("intrinsic", nargs="?", choices=sorted(EXAMPLES), default="answerability")
     examples.add_argument("--mtrag", default=MTRAG, help="MTRAG tasks (JSONL)")
     examples.add_argument("--out", required=True, help="folder for train.jsonl and test.jsonl")
     examples.add_argument("--seed", type=int, default=0)
@@ -42,8 +45,19 @@ def add_commands(commands: Any) -> None:
     evaluate.add_argument(
         "--train-data", required=True, help="training examples (their majority, not augmented)"
     )
-    evaluate.add_argument("--labels", nargs=2, default=["answerable", "unanswerable"],
-                          metavar=("POSITIVE", "NEGATIVE"))  # fmt: skip
+    evaluate.add_argument(
+        "--labels",
+        nargs=2,
+        default=None,
+        metavar=("POSITIVE", "NEGATIVE"),
+        help="for an intrinsic eval does not know (with --base-question)",
+    )
+    evaluate.add_argument(
+        "--base-question",
+        default=None,
+        help="what the base model is asked after the conversation ({labels} and the "
+        "instruction's arguments are filled in)",
+    )
     evaluate.add_argument("--target", default="127.0.0.1:50051", help="gRPC host:port")
     evaluate.add_argument("--url", default="http://127.0.0.1:8000", help="HTTP API")
     evaluate.add_argument("--out", required=True, help="folder for eval.json and the plot")
@@ -52,9 +66,9 @@ def add_commands(commands: Any) -> None:
 
 def _make_examples(args: argparse.Namespace) -> int:
     from alora_serve.training.examples import write_examples
-    from alora_serve.training.mtrag import answerability_examples
+    from alora_serve.training.mtrag import EXAMPLES
 
-    train, test = answerability_examples(Path(args.mtrag), seed=args.seed)
+    train, test = EXAMPLES[args.intrinsic](Path(args.mtrag), seed=args.seed)
     out = Path(args.out)
     print(f"{write_examples(out / 'train.jsonl', train)} training examples, "
           f"{write_examples(out / 'test.jsonl', test)} held out, in {out}")  # fmt: skip
@@ -83,11 +97,20 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _eval(args: argparse.Namespace) -> int:
-    from alora_serve.training.evaluate import Evaluation, evaluate
-    from alora_serve.training.examples import read_examples
+    from alora_serve.training.evaluate import CLASSIFIERS, Classifier, Evaluation, evaluate
+    from alora_serve.training.examples import TrainingInputError, read_examples
 
-    positive, negative = args.labels
-    evaluation = Evaluation(args.intrinsic, positive, negative, args.target, args.url)
+    if args.labels and args.base_question:
+        classifier = Classifier(*args.labels, base_question=args.base_question)
+    elif args.intrinsic in CLASSIFIERS and not (args.labels or args.base_question):
+        classifier = CLASSIFIERS[args.intrinsic]
+    else:
+        known = ", ".join(sorted(CLASSIFIERS))
+        raise TrainingInputError(
+            f"eval knows the labels and base-model question of {known}; for "
+            f"{args.intrinsic!r} give both --labels and --base-question"
+        )
+    evaluation = Evaluation(args.intrinsic, classifier, args.target, args.url)
     training = [e.label for e in read_examples(Path(args.train_data)) if not e.augmented]
     report = evaluate(evaluation, read_examples(Path(args.data)), training, Path(args.out))
     for system, scores in report["overall"].items():

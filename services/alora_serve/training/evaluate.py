@@ -26,26 +26,49 @@ from alora_serve.training.metrics import (
     reliability_plot,
 )
 
-# What the base model is asked, after the conversation (answerability has no instruction
-# of its own: its adapter is invoked by its role alone).
-BASE_QUESTION = (
-    "Can the last question above be answered from the documents given? "
-    "Answer with one word: {labels}."
-)
+
+@dataclass(frozen=True)
+class Classifier:
+    """A classifying intrinsic as eval sees it: the label whose likelihood it returns,
+    the other one, and what the base model is asked after the conversation (formatted
+    with ``labels`` and the example's arguments)."""
+
+    positive: str
+    negative: str
+    base_question: str
+
+    @property
+    def labels(self) -> tuple[str, str]:
+        return self.positive, self.negative
+
+    def label_for(self, likelihood: float) -> str:
+        return self.positive if likelihood >= 0.5 else self.negative
+
+
+CLASSIFIERS = {
+    # answerability has no instruction of its own: its adapter is invoked by its role alone
+    "answerability": Classifier(
+        "answerable",
+        "unanswerable",
+        "Can the last question above be answered from the documents given? "
+        "Answer with one word: {labels}.",
+    ),
+    "context_relevance": Classifier(
+        "relevant",
+        "irrelevant",
+        "DOCUMENT: {document_content}\n\nIs this document relevant to the last question "
+        "above? Answer with one word: {labels}.",
+    ),
+}
 
 
 @dataclass(frozen=True)
 class Evaluation:
     intrinsic: str
-    positive: str  # the label whose likelihood the intrinsic returns
-    negative: str
+    classifier: Classifier
     target: str  # gRPC host:port
     url: str  # the HTTP API (its OpenAI-compatible routes)
     timeout_s: float = 120.0
-
-    @property
-    def labels(self) -> tuple[str, str]:
-        return self.positive, self.negative
 
 
 Progress = Callable[[str], None]
@@ -73,7 +96,7 @@ def evaluate(
     report = {
         "intrinsic": evaluation.intrinsic,
         "examples": len(examples),
-        "labels": list(evaluation.labels),
+        "labels": list(evaluation.classifier.labels),
         "majority_class": majority,
         "overall": _scores(systems, evaluation),
         "by_group": {
@@ -103,9 +126,9 @@ def evaluate(
 def _scores(systems: dict[str, list[Scored]], evaluation: Evaluation) -> dict[str, Any]:
     scores = {}
     for name, scored in systems.items():
-        figures = classification(scored, evaluation.labels)
+        figures = classification(scored, evaluation.classifier.labels)
         if any(s.likelihood is not None for s in scored):
-            figures["calibration"] = calibration(scored, evaluation.positive)
+            figures["calibration"] = calibration(scored, evaluation.classifier.positive)
         scores[name] = figures
     return scores
 
@@ -119,7 +142,7 @@ def _intrinsic(client: AloraClient, evaluation: Evaluation, example: Example) ->
         example.arguments,
     )
     likelihood = _the_number(result_value(result))
-    predicted = evaluation.positive if likelihood >= 0.5 else evaluation.negative
+    predicted = evaluation.classifier.label_for(likelihood)
     return Scored(example.label, predicted, likelihood)
 
 
@@ -149,13 +172,16 @@ def _base_model(evaluation: Evaluation, base_model: str, example: Example) -> Sc
     messages = [m.model_dump() for m in request.messages]
     if request.documents:
         messages.insert(0, documents_message(request.documents, "string").model_dump())
-    labels = " or ".join(evaluation.labels)
-    messages.append({"role": "user", "content": BASE_QUESTION.format(labels=labels)})
+    question = evaluation.classifier.base_question.format(
+        labels=" or ".join(evaluation.classifier.labels), **example.arguments
+    )
+    messages.append({"role": "user", "content": question})
     positive, negative = (
-        _label_probability(evaluation, base_model, messages, label) for label in evaluation.labels
+        _label_probability(evaluation, base_model, messages, label)
+        for label in evaluation.classifier.labels
     )
     likelihood = positive / (positive + negative) if positive + negative > 0 else 0.5
-    predicted = evaluation.positive if likelihood >= 0.5 else evaluation.negative
+    predicted = evaluation.classifier.label_for(likelihood)
     return Scored(example.label, predicted, likelihood)
 
 

@@ -1,18 +1,24 @@
-"""Answerability examples from MTRAG (IBM's multi-turn RAG benchmark, vendored in
+"""Labelled examples from MTRAG (IBM's multi-turn RAG benchmark, vendored in
 tests/data/mtrag): each task is a conversation up to a user question, the passages
-retrieved for it, and a human label.
+retrieved for it, and a human label. Both intrinsics split by conversation the same
+seeded way: no conversation is in both parts, of either.
 
-Labels, for an intrinsic that says whether the documents let the question be answered:
-ANSWERABLE and PARTIAL (the passages answer it, or part of it: an answer is written
-from them) are ``answerable``; UNANSWERABLE (nothing retrieved answers it) and
-UNDERSPECIFIED (the question must be clarified before anything can answer it; MTRAG's
-reference reply asks back) are ``unanswerable``.
+Answerability, whether the documents let the question be answered: ANSWERABLE and
+PARTIAL (the passages answer it, or part of it: an answer is written from them) are
+``answerable``; UNANSWERABLE (nothing retrieved answers it) and UNDERSPECIFIED (the
+question must be clarified before anything can answer it; MTRAG's reference reply asks
+back) are ``unanswerable``. In MTRAG every UNANSWERABLE task has no passages, so "no
+documents" alone would separate most of them; the training part is augmented with
+questions paired with another conversation's passages (labelled ``unanswerable``,
+``source`` says so), so that the adapter has to read the passages. The held-out part is
+left as MTRAG has it.
 
-Split by conversation: no conversation is in both parts. In MTRAG every UNANSWERABLE task
-has no passages, so "no documents" alone would separate most of them; the training part
-is augmented with questions paired with another conversation's passages (labelled
-``unanswerable``, ``source`` says so), so that the adapter has to read the passages.
-The held-out part is left as MTRAG has it.
+Context relevance, whether one document bears on the question: MTRAG has no such label,
+so both parts are made of its passages. A passage retrieved for the task (MTRAG keeps
+those its annotators used) is ``relevant``; the passage of another conversation of the
+same domain is ``irrelevant`` (made, marked ``augmented``). The judged passage is the
+instruction's ``document_content``; the request carries no documents, so the adapter
+cannot tell by a passage being listed twice.
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -42,28 +49,53 @@ ROLES = {"user": "user", "agent": "assistant"}
 def answerability_examples(
     path: Path, held_out: float = 0.2, seed: int = 0
 ) -> tuple[list[Example], list[Example]]:
-    """(training, held-out) examples of the tasks in an MTRAG JSONL file."""
+    """(training, held-out) examples of answerability of the tasks in an MTRAG file."""
+    train_tasks, test_tasks = _split(path, held_out, seed)
+    train = [_answerability(t) for t in train_tasks]
+    test = [_answerability(t) for t in test_tasks]
+    return train + list(_with_other_passages(train, seed)), test
+
+
+def context_relevance_examples(
+    path: Path, held_out: float = 0.2, seed: int = 0
+) -> tuple[list[Example], list[Example]]:
+    """(training, held-out) examples of context relevance: for each task with passages,
+    one of its own (``relevant``) and one of another conversation's (``irrelevant``)."""
+    return tuple(  # type: ignore[return-value]
+        list(_relevance_pairs(part, random.Random(seed + index)))
+        for index, part in enumerate(_split(path, held_out, seed))
+    )
+
+
+def _split(path: Path, held_out: float, seed: int) -> tuple[list[dict], list[dict]]:
     tasks = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     conversations = sorted({task["conversation_id"] for task in tasks})
     random.Random(seed).shuffle(conversations)
     test_ids = set(conversations[: round(held_out * len(conversations))])
-    train = [_example(t) for t in tasks if t["conversation_id"] not in test_ids]
-    test = [_example(t) for t in tasks if t["conversation_id"] in test_ids]
-    return train + list(_with_other_passages(train, seed)), test
+    return (
+        [t for t in tasks if t["conversation_id"] not in test_ids],
+        [t for t in tasks if t["conversation_id"] in test_ids],
+    )
 
 
-def _example(task: dict) -> Example:
-    messages = [
+def _messages(task: dict) -> list[ChatMessage]:
+    return [
         ChatMessage(role=ROLES[turn["speaker"]], content=turn["text"])
         for turn in task["input"][-MAX_MESSAGES:]
     ]
-    documents = [
+
+
+def _passages(task: dict) -> list[Document]:
+    return [
         Document(doc_id=str(context["document_id"]), text=context["text"][:MAX_DOCUMENT_CHARS])
         for context in task["contexts"][:MAX_DOCUMENTS]
     ]
+
+
+def _answerability(task: dict) -> Example:
     label = LABELS[task["answerability"][0]]
     return Example(
-        request=IntrinsicRequest(messages=messages, documents=documents),
+        request=IntrinsicRequest(messages=_messages(task), documents=_passages(task)),
         target=json.dumps(label),
         label=label,
         group=task["Collection"],
@@ -93,6 +125,52 @@ def _with_other_passages(train: list[Example], seed: int) -> Iterator[Example]:
                 "augmented": True,
             }
         )
+
+
+def _relevance_pairs(tasks: list[dict], rng: random.Random) -> Iterator[Example]:
+    with_passages = [t for t in tasks if t["contexts"]]
+    for task in with_passages:
+        source = f"mtrag:{task['task_id']}"
+        yield _relevance(task, rng.choice(_passages(task)), "relevant", source)
+        own_documents = {document_of(d.doc_id) for d in _passages(task)}
+        foreign = {
+            t["task_id"]: passages
+            for t in with_passages
+            if t["Collection"] == task["Collection"]
+            and t["conversation_id"] != task["conversation_id"]
+            and (
+                passages := [d for d in _passages(t) if document_of(d.doc_id) not in own_documents]
+            )
+        }
+        donor = rng.choice(sorted(foreign))
+        other = rng.choice(foreign[donor])
+        yield _relevance(task, other, "irrelevant", f"{source}+passage-of:mtrag:{donor}")
+
+
+def document_of(passage_id: str) -> str:
+    """The document a passage is cut from: MTRAG's ids are ``<document>-<start>-<end>``,
+    clapnq's document ``<id>_<n>``."""
+    head = passage_id.split("-")[0]
+    clapnq = re.fullmatch(r"(\d+)_\d+", head)
+    return clapnq.group(1) if clapnq else head
+
+
+def _relevance(task: dict, passage: Document, label: str, source: str) -> Example:
+    return Example(
+        request=IntrinsicRequest(messages=_messages(task)),
+        arguments={"document_content": passage.text},
+        target=json.dumps(label),
+        label=label,
+        group=task["Collection"],
+        source=source,
+        augmented=label == "irrelevant",
+    )
+
+
+EXAMPLES = {  # what make-examples makes, by intrinsic
+    "answerability": answerability_examples,
+    "context_relevance": context_relevance_examples,
+}
 
 
 def fingerprint(path: Path) -> str:

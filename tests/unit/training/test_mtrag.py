@@ -1,5 +1,5 @@
-"""Answerability examples from the vendored MTRAG tasks: labels, the split by
-conversation, and the augmentation, each marked."""
+"""Answerability and context relevance examples from the vendored MTRAG tasks: labels,
+the split by conversation, and the augmentation, each marked."""
 
 from __future__ import annotations
 
@@ -9,7 +9,13 @@ from collections import Counter
 import pytest
 
 from alora_serve.training.examples import ExamplesError, read_examples, write_examples
-from alora_serve.training.mtrag import LABELS, MAX_DOCUMENT_CHARS, answerability_examples
+from alora_serve.training.mtrag import (
+    LABELS,
+    MAX_DOCUMENT_CHARS,
+    answerability_examples,
+    context_relevance_examples,
+    document_of,
+)
 from tests.support.conversations import DATA
 
 MTRAG = DATA / "mtrag" / "mtrag_un_reference.jsonl"
@@ -63,3 +69,54 @@ def test_examples_round_trip_and_bad_lines_are_named(split, tmp_path) -> None:
     path.write_text('{"request": {"messages": []}, "target": "x"}\n')
     with pytest.raises(ExamplesError, match=r"train.jsonl:1:"):
         read_examples(path)
+
+
+# -- context relevance ---------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def relevance_split():
+    return context_relevance_examples(MTRAG)
+
+
+def test_context_relevance_splits_the_conversations_as_answerability_does(
+    split, relevance_split
+) -> None:
+    for part, relevance_part in zip(split, relevance_split, strict=True):
+        conversations = {_task_id(e).split("<::>")[0] for e in part}
+        assert {_task_id(e).split("<::>")[0] for e in relevance_part} <= conversations
+
+
+def test_each_task_with_passages_gets_its_own_passage_and_another_conversation_s(
+    relevance_split,
+) -> None:
+    tasks = {json.loads(line)["task_id"]: json.loads(line) for line in MTRAG.open()}
+
+    def passages(task: dict) -> list[str]:
+        return [c["text"][:MAX_DOCUMENT_CHARS] for c in task["contexts"]]
+
+    for part in relevance_split:
+        assert Counter(e.label for e in part) == {
+            "relevant": len(part) // 2,
+            "irrelevant": len(part) // 2,
+        }
+        for example in part:
+            task = tasks[_task_id(example)]
+            judged = example.arguments["document_content"]
+            assert not example.request.documents and json.loads(example.target) == example.label
+            assert example.request.messages[-1].content == task["input"][-1]["text"]
+            if example.label == "relevant":
+                assert judged in passages(task) and not example.augmented
+                continue
+            donor = tasks[example.source.split("+passage-of:mtrag:")[1]]
+            assert example.augmented and judged in passages(donor)
+            assert donor["conversation_id"] != task["conversation_id"]
+            assert donor["Collection"] == task["Collection"] == example.group
+            assert judged not in passages(task)
+    assert len(relevance_split[1]) == 126  # the 63 held-out tasks with passages, twice
+
+
+def test_a_passage_s_document_is_its_id_before_the_span() -> None:
+    assert document_of("ibmcld_00691-7371-8668") == "ibmcld_00691"
+    assert document_of("2ec3def5abce1bd5-2-2124") == "2ec3def5abce1bd5"
+    assert document_of("806502664_349-964-0-615") == "806502664"
