@@ -79,8 +79,9 @@ def _parser() -> argparse.ArgumentParser:
     pipeline.add_argument(
         "--library",
         default=None,
-        help="adapter library with the pipeline's intrinsics (default: seeded stand-ins, "
-        "made once in the cache)",
+        help="adapter library with the pipeline's intrinsics (default: the embedded library, "
+        "trained adapters where the package ships them, seeded stand-ins made once in the "
+        "cache for the rest)",
     )
     pipeline.set_defaults(run=_example_pipeline)
 

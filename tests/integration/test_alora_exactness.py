@@ -12,7 +12,7 @@ from alora_serve.engine.chat_template import ChatRenderer
 from alora_serve.intrinsics.builtins import builtin_config
 from alora_serve.intrinsics.embedded_library import shipped_intrinsics, trained_adapter
 from alora_serve.intrinsics.synthetic_library import invocation_text
-from alora_serve.model import resolve_model
+from alora_serve.model import EMBEDDED_MODEL_NAME, resolve_model
 from alora_serve.training.encoding import Encoder
 from alora_serve.training.mtrag import EXAMPLES
 from tests.support.conversations import DATA, conversation, render
@@ -94,7 +94,7 @@ async def test_concurrent_mixed_batch_is_exact(
 
 # -- the trained intrinsics the embedded default serves ------------------------------------
 
-SHIPPED = shipped_intrinsics(resolve_model(None).name)
+SHIPPED = shipped_intrinsics(EMBEDDED_MODEL_NAME)
 
 
 @pytest.fixture(scope="module", params=SHIPPED)

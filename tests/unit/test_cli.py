@@ -36,11 +36,16 @@ def test_make_examples_writes_the_split_of_the_intrinsic_asked(tmp_path: Path, c
 
 
 @pytest.mark.parametrize(
-    "options", [[], ["--labels", "certain", "uncertain"], ["--base-question", "Sure?"]]
+    ("intrinsic", "options", "error"),
+    [
+        ("uncertainty", [], "for 'uncertainty' give both --labels and --base-question"),
+        ("uncertainty", ["--labels", "certain", "uncertain"], "go together: give both"),
+        ("answerability", ["--base-question", "Sure?"], "go together: give both"),
+    ],
 )
-def test_eval_of_an_intrinsic_it_does_not_know_asks_for_labels_and_a_question(
-    tmp_path: Path, capsys, options: list[str]
+def test_eval_without_both_labels_and_a_question_it_does_not_know_says_what_to_give(
+    tmp_path: Path, capsys, intrinsic: str, options: list[str], error: str
 ) -> None:
     data = ["--data", str(tmp_path / "x"), "--train-data", str(tmp_path / "x")]
-    assert main(["eval", "uncertainty", *data, "--out", str(tmp_path), *options]) == 2
-    assert "give both --labels and --base-question" in capsys.readouterr().err
+    assert main(["eval", intrinsic, *data, "--out", str(tmp_path), *options]) == 2
+    assert error in capsys.readouterr().err

@@ -212,6 +212,6 @@ affinity:
 {{- end -}}
 {{- end -}}
 {{- if and (not .Values.adapters.uri) (ne .Values.model.uri "embedded") -}}
-{{- fail "adapters.uri is empty (seeded stand-ins), which only the embedded model has: set adapters.uri to your adapter library, or model.uri to embedded" -}}
+{{- fail "adapters.uri is empty (the embedded library: adapters trained for the embedded model, seeded stand-ins for the rest), which only the embedded model has: set adapters.uri to your adapter library, or model.uri to embedded" -}}
 {{- end -}}
 {{- end -}}

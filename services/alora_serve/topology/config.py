@@ -109,7 +109,9 @@ class TopologyConfig(_Strict):
     topology: Literal["colocated", "disaggregated"] = "disaggregated"
     model: str | None = Field(default=None, description="base checkpoint; None: embedded")
     library: str | None = Field(
-        default=None, description="intrinsics adapter library; None: seeded stand-ins"
+        default=None,
+        description="intrinsics adapter library; None: the embedded library (trained "
+        "adapters where the package ships them, seeded stand-ins for the rest)",
     )
     intrinsics: list[str] = Field(
         default_factory=list, description="what to serve; empty: all in the library"

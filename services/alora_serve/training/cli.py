@@ -102,13 +102,14 @@ def _eval(args: argparse.Namespace) -> int:
 
     if args.labels and args.base_question:
         classifier = Classifier(*args.labels, base_question=args.base_question)
-    elif args.intrinsic in CLASSIFIERS and not (args.labels or args.base_question):
+    elif args.labels or args.base_question:
+        raise TrainingInputError("--labels and --base-question go together: give both")
+    elif args.intrinsic in CLASSIFIERS:
         classifier = CLASSIFIERS[args.intrinsic]
     else:
-        known = ", ".join(sorted(CLASSIFIERS))
         raise TrainingInputError(
-            f"eval knows the labels and base-model question of {known}; for "
-            f"{args.intrinsic!r} give both --labels and --base-question"
+            f"eval knows the labels and base-model question of {', '.join(sorted(CLASSIFIERS))};"
+            f" for {args.intrinsic!r} give both --labels and --base-question"
         )
     evaluation = Evaluation(args.intrinsic, classifier, args.target, args.url)
     training = [e.label for e in read_examples(Path(args.train_data)) if not e.augmented]

@@ -44,6 +44,10 @@ class Classifier:
     def label_for(self, likelihood: float) -> str:
         return self.positive if likelihood >= 0.5 else self.negative
 
+    def question(self, arguments: dict[str, str]) -> str:
+        """What the base model is asked about an example with these arguments."""
+        return self.base_question.format(labels=" or ".join(self.labels), **arguments)
+
 
 CLASSIFIERS = {
     # answerability has no instruction of its own: its adapter is invoked by its role alone
@@ -172,9 +176,7 @@ def _base_model(evaluation: Evaluation, base_model: str, example: Example) -> Sc
     messages = [m.model_dump() for m in request.messages]
     if request.documents:
         messages.insert(0, documents_message(request.documents, "string").model_dump())
-    question = evaluation.classifier.base_question.format(
-        labels=" or ".join(evaluation.classifier.labels), **example.arguments
-    )
+    question = evaluation.classifier.question(example.arguments)
     messages.append({"role": "user", "content": question})
     positive, negative = (
         _label_probability(evaluation, base_model, messages, label)

@@ -14,9 +14,10 @@ questions paired with another conversation's passages (labelled ``unanswerable``
 left as MTRAG has it.
 
 Context relevance, whether one document bears on the question: MTRAG has no such label,
-so both parts are made of its passages. A passage retrieved for the task (MTRAG keeps
-those its annotators used) is ``relevant``; the passage of another conversation of the
-same domain is ``irrelevant`` (made, marked ``augmented``). The judged passage is the
+so both parts are made of its passages. A passage retrieved for the task is ``relevant``
+(for UNDERSPECIFIED tasks too, whose reply asks back: a noisy positive); a passage of
+another conversation of the same domain, cut from a document none of the task's passages
+comes from, is ``irrelevant`` (made, marked ``augmented``). The judged passage is the
 instruction's ``document_content``; the request carries no documents, so the adapter
 cannot tell by a passage being listed twice.
 """
@@ -32,7 +33,7 @@ from pathlib import Path
 
 from alora_serve.engine.types import ChatMessage
 from alora_serve.intrinsics.call import Document, IntrinsicRequest
-from alora_serve.training.examples import Example
+from alora_serve.training.examples import Example, TrainingInputError
 
 LABELS = {
     "ANSWERABLE": "answerable",
@@ -61,10 +62,17 @@ def context_relevance_examples(
 ) -> tuple[list[Example], list[Example]]:
     """(training, held-out) examples of context relevance: for each task with passages,
     one of its own (``relevant``) and one of another conversation's (``irrelevant``)."""
-    return tuple(  # type: ignore[return-value]
-        list(_relevance_pairs(part, random.Random(seed + index)))
-        for index, part in enumerate(_split(path, held_out, seed))
+    train_tasks, test_tasks = _split(path, held_out, seed)
+    return (
+        list(_relevance_pairs(train_tasks, random.Random(seed))),
+        list(_relevance_pairs(test_tasks, random.Random(seed + 1))),
     )
+
+
+EXAMPLES = {  # what make-examples makes, by intrinsic
+    "answerability": answerability_examples,
+    "context_relevance": context_relevance_examples,
+}
 
 
 def _split(path: Path, held_out: float, seed: int) -> tuple[list[dict], list[dict]]:
@@ -128,23 +136,32 @@ def _with_other_passages(train: list[Example], seed: int) -> Iterator[Example]:
 
 
 def _relevance_pairs(tasks: list[dict], rng: random.Random) -> Iterator[Example]:
-    with_passages = [t for t in tasks if t["contexts"]]
-    for task in with_passages:
-        source = f"mtrag:{task['task_id']}"
-        yield _relevance(task, rng.choice(_passages(task)), "relevant", source)
-        own_documents = {document_of(d.doc_id) for d in _passages(task)}
+    passages = {t["task_id"]: _passages(t) for t in tasks if t["contexts"]}
+    by_id = {t["task_id"]: t for t in tasks}
+    for task_id, own in passages.items():
+        task = by_id[task_id]
+        source = f"mtrag:{task_id}"
+        yield _relevance(task, rng.choice(own), "relevant", source)
+        own_documents = {document_of(d.doc_id) for d in own}
         foreign = {
-            t["task_id"]: passages
-            for t in with_passages
-            if t["Collection"] == task["Collection"]
-            and t["conversation_id"] != task["conversation_id"]
-            and (
-                passages := [d for d in _passages(t) if document_of(d.doc_id) not in own_documents]
-            )
+            other_id: unrelated
+            for other_id, candidates in passages.items()
+            if by_id[other_id]["Collection"] == task["Collection"]
+            and by_id[other_id]["conversation_id"] != task["conversation_id"]
+            and (unrelated := [d for d in candidates if document_of(d.doc_id) not in own_documents])
         }
+        if not foreign:
+            raise TrainingInputError(
+                f"{source}: no other conversation of its domain to take a passage from"
+            )
         donor = rng.choice(sorted(foreign))
-        other = rng.choice(foreign[donor])
-        yield _relevance(task, other, "irrelevant", f"{source}+passage-of:mtrag:{donor}")
+        yield _relevance(
+            task,
+            rng.choice(foreign[donor]),
+            "irrelevant",
+            f"{source}+passage-of:mtrag:{donor}",
+            augmented=True,
+        )
 
 
 def document_of(passage_id: str) -> str:
@@ -155,7 +172,9 @@ def document_of(passage_id: str) -> str:
     return clapnq.group(1) if clapnq else head
 
 
-def _relevance(task: dict, passage: Document, label: str, source: str) -> Example:
+def _relevance(
+    task: dict, passage: Document, label: str, source: str, augmented: bool = False
+) -> Example:
     return Example(
         request=IntrinsicRequest(messages=_messages(task)),
         arguments={"document_content": passage.text},
@@ -163,14 +182,8 @@ def _relevance(task: dict, passage: Document, label: str, source: str) -> Exampl
         label=label,
         group=task["Collection"],
         source=source,
-        augmented=label == "irrelevant",
+        augmented=augmented,
     )
-
-
-EXAMPLES = {  # what make-examples makes, by intrinsic
-    "answerability": answerability_examples,
-    "context_relevance": context_relevance_examples,
-}
 
 
 def fingerprint(path: Path) -> str:

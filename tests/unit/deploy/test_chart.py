@@ -201,7 +201,8 @@ BAD_VALUES = {
     "stand-ins without the embedded model": (
         "model.uri",
         "hf://org/model",
-        "adapters.uri is empty (seeded stand-ins), which only the embedded model has",
+        "adapters.uri is empty (the embedded library: adapters trained for the embedded model, "
+        "seeded stand-ins for the rest), which only the embedded model has",
     ),
 }
 

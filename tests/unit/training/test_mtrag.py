@@ -92,8 +92,10 @@ def test_each_task_with_passages_gets_its_own_passage_and_another_conversation_s
 ) -> None:
     tasks = {json.loads(line)["task_id"]: json.loads(line) for line in MTRAG.open()}
 
-    def passages(task: dict) -> list[str]:
-        return [c["text"][:MAX_DOCUMENT_CHARS] for c in task["contexts"]]
+    def passages(task: dict) -> dict[str, str]:  # text -> its document
+        return {
+            c["text"][:MAX_DOCUMENT_CHARS]: document_of(c["document_id"]) for c in task["contexts"]
+        }
 
     for part in relevance_split:
         assert Counter(e.label for e in part) == {
@@ -112,7 +114,7 @@ def test_each_task_with_passages_gets_its_own_passage_and_another_conversation_s
             assert example.augmented and judged in passages(donor)
             assert donor["conversation_id"] != task["conversation_id"]
             assert donor["Collection"] == task["Collection"] == example.group
-            assert judged not in passages(task)
+            assert passages(donor)[judged] not in passages(task).values()  # another document
     assert len(relevance_split[1]) == 126  # the 63 held-out tasks with passages, twice
 
 
